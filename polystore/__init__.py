@@ -1,0 +1,1 @@
+"""polystore: one async DataStore interface over Redis, MongoDB, PostgreSQL, SQLite and memory."""

@@ -1,0 +1,114 @@
+"""The ABC that backend implementations subclass: lazy idempotent open, namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+from polystore.errors import StoreUnavailableError, ValidationError
+from polystore.protocol import DataStore
+from polystore.types import Capabilities, Health
+
+__all__ = ["BaseBackend", "validate_namespace"]
+
+_MAX_NAMESPACE = 128
+
+
+def validate_namespace(name: object) -> str:
+    """Namespaces are 1-128 characters from ``[A-Za-z0-9_.:/-]``.
+
+    They become parts of table names, key prefixes and collection names, so they are
+    held to an allow-list rather than escaped.
+
+    Raises:
+        ValidationError: The name is not acceptable.
+    """
+    if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAMESPACE:
+        raise ValidationError(f"namespace must be 1-{_MAX_NAMESPACE} characters of str")
+    if not all(c.isascii() and (c.isalnum() or c in "_.:/-") for c in name):
+        raise ValidationError(
+            f"namespace {name!r} may only contain ASCII letters, digits and _ . : / -"
+        )
+    return name
+
+
+class BaseBackend(ABC):
+    """Implementation base for a :class:`~polystore.protocol.Backend`.
+
+    Subclasses implement :meth:`_open`, :meth:`_close`, :meth:`_make_store` and
+    :meth:`_health`. Opening is lazy, idempotent and guarded by a lock; stores are
+    created once per namespace.
+    """
+
+    name: str
+
+    def __init__(self, name: str, capabilities: Capabilities) -> None:
+        self.name = name
+        self._capabilities = capabilities
+        self._stores: dict[str, DataStore] = {}
+        self._open_lock: asyncio.Lock | None = None
+        self._opened = False
+        self._closed = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend's stores guarantee."""
+        return self._capabilities
+
+    async def open(self) -> None:
+        """Connect and detect capabilities; safe to call more than once."""
+        if self._opened:
+            return
+        if self._closed:
+            raise StoreUnavailableError("backend is closed", backend=self.name, operation="open")
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                await self._open()
+                self._opened = True
+
+    async def aclose(self) -> None:
+        """Release what the backend owns. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._opened:
+            await self._close()
+
+    def namespace(self, name: str) -> DataStore:
+        """Return the store of namespace ``name`` (created on first use)."""
+        store = self._stores.get(name)
+        if store is None:
+            store = self._make_store(validate_namespace(name))
+            self._stores[name] = store
+        return store
+
+    async def health(self) -> Health:
+        """Check that the server answers."""
+        return await self._health()
+
+    async def __aenter__(self) -> BaseBackend:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def _open(self) -> None: ...
+
+    @abstractmethod
+    async def _close(self) -> None: ...
+
+    @abstractmethod
+    def _make_store(self, namespace: str) -> DataStore: ...
+
+    @abstractmethod
+    async def _health(self) -> Health: ...

@@ -1,0 +1,1 @@
+"""Embedded backends shipped with polystore, registered through the plugin hook."""

@@ -1,0 +1,178 @@
+"""The polystore error tree.
+
+Every failure polystore reports is a :class:`PolystoreError`. Driver exceptions are
+translated in exactly one place per backend and chained with ``raise ... from exc``::
+
+    PolystoreError(message, *, backend=None, operation=None, key=None)
+    ├── ConfigurationError (ValueError)
+    │   ├── BackendNotFoundError (LookupError)
+    │   └── RouteRequirementError
+    ├── PluginError
+    └── StoreError
+        ├── StoreUnavailableError        transient: refused/reset, server restarting
+        │   └── StoreTimeoutError (TimeoutError)
+        ├── UnknownOutcomeError          a write may or may not have been applied
+        ├── ConflictError                CAS version mismatch
+        │   └── AlreadyExistsError       create-only write found the key
+        ├── ValidationError (ValueError) bad key / value / ttl, rejected before any I/O
+        ├── SerializationError
+        └── UnsupportedOperationError    capability missing
+
+Messages name the backend, operation and key; they never contain a password or token.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackendNotFoundError",
+    "ConfigurationError",
+    "ConflictError",
+    "PluginError",
+    "PolystoreError",
+    "RouteRequirementError",
+    "SerializationError",
+    "StoreError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
+    "UnknownOutcomeError",
+    "UnsupportedOperationError",
+    "ValidationError",
+]
+
+_KEY_PREVIEW = 80
+
+
+class PolystoreError(Exception):
+    """Root of every error raised by polystore.
+
+    Args:
+        message: What went wrong, for a person.
+        backend: Name of the backend or store involved, if any.
+        operation: The operation that failed (``"get"``, ``"save"``, ...), if any.
+        key: The key involved, if any (shortened in the message when long).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str | None = None,
+        operation: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.message = message
+        self.backend = backend
+        self.operation = operation
+        self.key = key
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        context = []
+        if self.backend is not None:
+            context.append(f"backend={self.backend!r}")
+        if self.operation is not None:
+            context.append(f"operation={self.operation!r}")
+        if self.key is not None:
+            shown = self.key if len(self.key) <= _KEY_PREVIEW else self.key[:_KEY_PREVIEW] + "…"
+            context.append(f"key={shown!r}")
+        if not context:
+            return self.message
+        return f"{self.message} [{', '.join(context)}]"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild,
+            (type(self), self.message, self.backend, self.operation, self.key),
+        )
+
+
+def _rebuild(
+    cls: type[PolystoreError],
+    message: str,
+    backend: str | None,
+    operation: str | None,
+    key: str | None,
+) -> PolystoreError:
+    return cls(message, backend=backend, operation=operation, key=key)
+
+
+class ConfigurationError(PolystoreError, ValueError):
+    """Settings are invalid or inconsistent."""
+
+
+class BackendNotFoundError(ConfigurationError, LookupError):
+    """No installed plugin provides the requested backend."""
+
+
+class RouteRequirementError(ConfigurationError):
+    """A route's store lacks a capability the route requires.
+
+    Attributes:
+        route: The route name.
+        missing: The capability names the store does not provide.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        route: str,
+        missing: tuple[str, ...],
+        backend: str | None = None,
+    ) -> None:
+        self.route = route
+        self.missing = missing
+        super().__init__(message, backend=backend)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_route,
+            (self.message, self.route, self.missing, self.backend),
+        )
+
+
+def _rebuild_route(
+    message: str, route: str, missing: tuple[str, ...], backend: str | None
+) -> RouteRequirementError:
+    return RouteRequirementError(message, route=route, missing=missing, backend=backend)
+
+
+class PluginError(PolystoreError):
+    """A plugin failed to load, clashed with another, or implements an unknown hook."""
+
+
+class StoreError(PolystoreError):
+    """An operation on a store failed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached right now (refused, reset, restarting). Transient."""
+
+
+class StoreTimeoutError(StoreUnavailableError, TimeoutError):
+    """The store did not answer within the configured timeout."""
+
+
+class UnknownOutcomeError(StoreError):
+    """A write was sent but its outcome is unknown: it may or may not have been applied."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-set found a different version than the one expected."""
+
+
+class AlreadyExistsError(ConflictError):
+    """A create-only write (``if_absent=True``) found the key already present."""
+
+
+class ValidationError(StoreError, ValueError):
+    """Bad input (key, value, ttl, filter), rejected before any I/O."""
+
+
+class SerializationError(StoreError):
+    """A value could not be encoded or decoded by the codec."""
+
+
+class UnsupportedOperationError(StoreError):
+    """The store does not declare the capability the operation needs."""
