@@ -5,9 +5,11 @@ subclass :class:`BaseBackend` and :class:`BaseStore` and register a :class:`Back
 through the ``polystore_register_backends`` hook.
 """
 
+from polystore.app import PolyglotPersistenceManager, Polystore, RouteInfo
 from polystore.backend import BaseBackend, validate_namespace
 from polystore.base import BaseStore, BaseTransaction, new_version
 from polystore.codecs import Codec, CodecRegistry, JsonCodec
+from polystore.collections import Collection, TransactionCollection, TypedEntry
 from polystore.errors import (
     AlreadyExistsError,
     BackendNotFoundError,
@@ -25,18 +27,21 @@ from polystore.errors import (
     ValidationError,
 )
 from polystore.hookspecs import hookimpl
+from polystore.models import Session, Transaction, UserProfile
 from polystore.plugins import PluginManager
 from polystore.protocol import Backend, DataStore, DataStoreTransaction
 from polystore.redact import redact_url
 from polystore.registry import BackendRegistry, BackendSpec
 from polystore.retry import RetryPolicy, RetrySettings
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
+from polystore.settings import BackendConfig, PolystoreSettings, RouteConfig, load_settings
+from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExistsError",
     "Backend",
+    "BackendConfig",
     "BackendNotFoundError",
     "BackendRegistry",
     "BackendSpec",
@@ -46,30 +51,43 @@ __all__ = [
     "Capabilities",
     "Codec",
     "CodecRegistry",
+    "Collection",
     "ConfigurationError",
     "ConflictError",
     "DataStore",
     "DataStoreTransaction",
     "Entry",
     "Health",
+    "JSONInput",
     "JSONValue",
     "JsonCodec",
     "PluginError",
     "PluginManager",
+    "PolyglotPersistenceManager",
+    "Polystore",
     "PolystoreError",
+    "PolystoreSettings",
     "RetryPolicy",
     "RetrySettings",
+    "RouteConfig",
+    "RouteInfo",
     "RouteRequirementError",
     "Scalar",
     "SerializationError",
+    "Session",
     "StoreError",
     "StoreTimeoutError",
     "StoreUnavailableError",
+    "Transaction",
+    "TransactionCollection",
+    "TypedEntry",
     "UnknownOutcomeError",
     "UnsupportedOperationError",
+    "UserProfile",
     "ValidationError",
     "Version",
     "hookimpl",
+    "load_settings",
     "new_version",
     "redact_url",
     "validate_namespace",

@@ -11,6 +11,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import cast
 
 from polystore.codecs import Codec, JsonCodec
 from polystore.errors import (
@@ -20,7 +21,7 @@ from polystore.errors import (
 )
 from polystore.protocol import DataStoreTransaction
 from polystore.retry import RetryPolicy
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
+from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 from polystore.validation import (
     validate_batch_size,
     validate_key,
@@ -97,7 +98,7 @@ class BaseStore(ABC):
                 operation=operation,
             )
 
-    def encode(self, value: JSONValue, key: str | None = None) -> bytes:
+    def encode(self, value: JSONInput, key: str | None = None) -> bytes:
         """Encode ``value`` with the store's codec and enforce the size limit."""
         try:
             data = self.codec.encode(value)
@@ -145,7 +146,7 @@ class BaseStore(ABC):
     async def save(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONInput,
         *,
         ttl: float | None = None,
         if_version: Version | None = None,
@@ -167,7 +168,9 @@ class BaseStore(ABC):
         """
         checked_ttl = self._check_write(key, ttl, if_version, if_absent)
         data = self.encode(value, key)
-        return await self._save(key, value, data, checked_ttl, if_version, if_absent)
+        return await self._save(
+            key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent
+        )
 
     async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
         """Delete ``key``; return whether a live entry existed.
@@ -201,7 +204,7 @@ class BaseStore(ABC):
 
     async def save_many(
         self,
-        items: Mapping[str, JSONValue] | Iterable[tuple[str, JSONValue]],
+        items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
         *,
         ttl: float | None = None,
     ) -> list[Version]:
@@ -225,7 +228,7 @@ class BaseStore(ABC):
             if key in seen:
                 raise ValidationError("save_many got the same key twice", key=key)
             seen.add(key)
-            prepared.append((key, value, self.encode(value, key)))
+            prepared.append((key, cast(JSONValue, value), self.encode(value, key)))
         if not prepared:
             return []
         return await self._save_many(prepared, checked_ttl)
@@ -262,9 +265,7 @@ class BaseStore(ABC):
         try:
             return await self._find(checked, checked_limit)
         except StoreError as exc:
-            return await self.retry_policy.retry(
-                exc, lambda: self._find(checked, checked_limit)
-            )
+            return await self.retry_policy.retry(exc, lambda: self._find(checked, checked_limit))
 
     def transaction(self) -> AbstractAsyncContextManager[DataStoreTransaction]:
         """Group writes atomically; commit on normal exit, roll back on an exception.
@@ -323,9 +324,7 @@ class BaseStore(ABC):
         raise UnsupportedOperationError("find", backend=self.name, operation="find")
 
     def _transaction(self) -> AbstractAsyncContextManager[DataStoreTransaction]:
-        raise UnsupportedOperationError(
-            "transactions", backend=self.name, operation="transaction"
-        )
+        raise UnsupportedOperationError("transactions", backend=self.name, operation="transaction")
 
     @abstractmethod
     async def _health(self) -> Health: ...
@@ -359,16 +358,18 @@ class BaseTransaction(ABC):
     async def save(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONInput,
         *,
         ttl: float | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
         """Stage a write (validated now; conditions checked no later than commit)."""
-        checked_ttl = self.store._check_write(key, ttl, if_version, if_absent)  # noqa: SLF001
+        checked_ttl = self.store._check_write(key, ttl, if_version, if_absent)
         data = self.store.encode(value, key)
-        return await self._save(key, value, data, checked_ttl, if_version, if_absent)
+        return await self._save(
+            key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent
+        )
 
     async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
         """Stage a delete; return whether the key existed."""

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from polystore.errors import PluginError, SerializationError
-from polystore.types import JSONValue
+from polystore.types import JSONInput, JSONValue
 
 __all__ = ["Codec", "CodecRegistry", "JsonCodec"]
 
@@ -25,7 +25,7 @@ class Codec(Protocol):
 
     name: str
 
-    def encode(self, value: JSONValue) -> bytes:
+    def encode(self, value: JSONInput) -> bytes:
         """Encode a value; raise :class:`SerializationError` if it is not representable."""
         ...
 
@@ -61,7 +61,7 @@ class JsonCodec:
 
     name = "json"
 
-    def encode(self, value: JSONValue) -> bytes:
+    def encode(self, value: JSONInput) -> bytes:
         try:
             data = orjson.dumps(value, default=_reject, option=_DUMPS_OPTIONS)
         except (TypeError, orjson.JSONEncodeError) as exc:

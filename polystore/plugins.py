@@ -63,7 +63,7 @@ class PluginManager:
         self._infos: dict[str, PluginInfo] = {}
 
     @property
-    def pluggy(self) -> pluggy.PluginManager:
+    def hooks(self) -> pluggy.PluginManager:
         """The underlying pluggy manager (plugins loaded)."""
         if self._pm is None:
             self._pm = self._load()
@@ -89,14 +89,19 @@ class PluginManager:
 
     def plugins(self) -> list[PluginInfo]:
         """Loaded plugins, by name."""
-        _ = self.pluggy
+        _ = self.hooks
         return [self._infos[name] for name in sorted(self._infos)]
 
     def wrap_store(self, store: DataStore, route: str) -> DataStore:
         """Apply every ``polystore_wrap_store`` implementation in turn."""
-        for impl in reversed(self.pluggy.hook.polystore_wrap_store.get_hookimpls()):
+        for impl in reversed(self.hooks.hook.polystore_wrap_store.get_hookimpls()):
             wrapped = impl.function(store=store, route=route)
             if wrapped is not None:
+                if not isinstance(wrapped, DataStore):
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r}: polystore_wrap_store returned "
+                        f"{type(wrapped).__name__}, which is not a DataStore"
+                    )
                 store = wrapped
         return store
 
@@ -162,11 +167,13 @@ class PluginManager:
         self._infos[name] = PluginInfo(name=name, distribution=distribution, version=version)
 
     def _call_registering(self, hook_name: str, registry: Any) -> None:
-        hook = getattr(self.pluggy.hook, hook_name)
+        hook = getattr(self.hooks.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
             info = self._infos.get(impl.plugin_name)
             dist = info.distribution if info is not None else ""
-            target = registry.scoped(impl.plugin_name, dist) if hasattr(registry, "scoped") else registry
+            target = (
+                registry.scoped(impl.plugin_name, dist) if hasattr(registry, "scoped") else registry
+            )
             impl.function(registry=target)
 
 

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
+from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 
 __all__ = ["Backend", "DataStore", "DataStoreTransaction"]
 
@@ -27,7 +27,7 @@ class DataStoreTransaction(Protocol):
     async def save(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONInput,
         *,
         ttl: float | None = None,
         if_version: Version | None = None,
@@ -59,7 +59,7 @@ class DataStore(Protocol):
     async def save(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONInput,
         *,
         ttl: float | None = None,
         if_version: Version | None = None,
@@ -82,7 +82,7 @@ class DataStore(Protocol):
 
     async def save_many(
         self,
-        items: Mapping[str, JSONValue] | Iterable[tuple[str, JSONValue]],
+        items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
         *,
         ttl: float | None = None,
     ) -> list[Version]:
@@ -137,13 +137,11 @@ class Backend(Protocol):
         """Check that the server answers."""
         ...
 
-    async def __aenter__(self) -> Backend:
-        ...
+    async def __aenter__(self) -> Backend: ...
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        ...
+    ) -> None: ...

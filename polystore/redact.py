@@ -10,9 +10,20 @@ __all__ = ["REDACTED", "redact_text", "redact_url"]
 REDACTED = "***"
 
 _SECRET_PARAMS = frozenset(
-    {"password", "pass", "pwd", "secret", "token", "access_token", "sslpassword", "authsource_password"}
+    {
+        "password",
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "access_token",
+        "sslpassword",
+        "authsource_password",
+    }
 )
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@")
+_USERINFO = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@"
+)
 _KV_SECRET = re.compile(r"(?i)\b(password|pwd|secret|token)\s*=\s*('[^']*'|\"[^\"]*\"|[^\s&;]+)")
 
 

@@ -42,9 +42,7 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * (2 ** (retry_number - 1)))
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
-    async def retry(
-        self, first_error: StoreError, call: Callable[[], Awaitable[T]]
-    ) -> T:
+    async def retry(self, first_error: StoreError, call: Callable[[], Awaitable[T]]) -> T:
         """Retry ``call`` after it failed once with ``first_error``.
 
         Raises:

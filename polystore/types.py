@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NewType, TypeAlias, Union
+from typing import NewType, TypeAlias
 
 __all__ = [
     "Capabilities",
     "Entry",
     "Health",
+    "JSONInput",
     "JSONValue",
     "Scalar",
     "Version",
 ]
 
-JSONValue: TypeAlias = Union[
-    None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]
-]
-"""A value a store holds: anything JSON can represent."""
+JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+"""A value a store returns: anything JSON can represent, as dicts and lists."""
 
-Scalar: TypeAlias = Union[None, bool, int, float, str]
+JSONInput: TypeAlias = (
+    bool | int | float | str | Sequence["JSONInput"] | Mapping[str, "JSONInput"] | None
+)
+"""A value a store accepts: like :data:`JSONValue`, with any mapping or sequence
+(read-only types, so ``dict[str, str]`` is accepted). Tuples come back as lists."""
+
+Scalar: TypeAlias = bool | int | float | str | None
 """A value allowed in a ``find`` equality filter."""
 
 Version = NewType("Version", str)

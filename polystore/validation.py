@@ -130,7 +130,7 @@ def _check_field_name(field: object) -> None:
 
 def _check_scalar(field: str, value: Any) -> Scalar:
     if value is None or isinstance(value, (bool, str, int)):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"filter value for {field!r} must be a finite number")

@@ -57,7 +57,9 @@ class MemoryStore(BaseStore):
     """One namespace held in a dict."""
 
     def __init__(self, name: str, settings: MemorySettings) -> None:
-        super().__init__(name, CAPABILITIES, codec=JsonCodec(), max_value_bytes=settings.max_value_bytes)
+        super().__init__(
+            name, CAPABILITIES, codec=JsonCodec(), max_value_bytes=settings.max_value_bytes
+        )
         self._data: dict[str, _Record] = {}
         self._writes = 0
 
@@ -77,7 +79,9 @@ class MemoryStore(BaseStore):
     def _check(self, key: str, if_version: Version | None, if_absent: bool) -> None:
         current = self._live(key)
         if if_absent and current is not None:
-            raise AlreadyExistsError("key already exists", backend=self.name, operation="save", key=key)
+            raise AlreadyExistsError(
+                "key already exists", backend=self.name, operation="save", key=key
+            )
         if if_version is not None and (current is None or current[1] != if_version):
             raise ConflictError("version mismatch", backend=self.name, operation="save", key=key)
 
@@ -194,12 +198,16 @@ class _MemoryTransaction(BaseTransaction):
     def _view(self, key: str) -> _Record | None:
         if key in self._staged:
             return self._staged[key]
-        return self.store._live(key)  # noqa: SLF001
+        return self.store._live(key)
 
-    def _stage_condition(self, key: str, if_version: Version | None, if_absent: bool, op: str) -> None:
+    def _stage_condition(
+        self, key: str, if_version: Version | None, if_absent: bool, op: str
+    ) -> None:
         current = self._view(key)
         if if_absent and current is not None:
-            raise AlreadyExistsError("key already exists", backend=self.store.name, operation=op, key=key)
+            raise AlreadyExistsError(
+                "key already exists", backend=self.store.name, operation=op, key=key
+            )
         if if_version is not None and (current is None or current[1] != if_version):
             raise ConflictError("version mismatch", backend=self.store.name, operation=op, key=key)
         if key not in self._staged and (if_absent or if_version is not None):
@@ -207,7 +215,7 @@ class _MemoryTransaction(BaseTransaction):
 
     async def _get_entry(self, key: str) -> Entry | None:
         record = self._view(key)
-        return None if record is None else self.store._entry(key, record)  # noqa: SLF001
+        return None if record is None else self.store._entry(key, record)
 
     async def _save(
         self,
@@ -232,12 +240,12 @@ class _MemoryTransaction(BaseTransaction):
     def commit(self) -> None:
         store = self.store
         for key, if_version, if_absent in self._conditions:
-            store._check(key, if_version, if_absent)  # noqa: SLF001
+            store._check(key, if_version, if_absent)
         for key, record in self._staged.items():
             if record is None:
-                store._data.pop(key, None)  # noqa: SLF001
+                store._data.pop(key, None)
             else:
-                store._data[key] = record  # noqa: SLF001
+                store._data[key] = record
 
 
 class MemoryBackend(BaseBackend):

@@ -47,6 +47,10 @@ CAPABILITIES = (
 )
 
 
+def _ensure_folder(path: str) -> None:
+    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
 class SqliteSettings(BaseModel):
     """Options of the ``sqlite`` backend."""
 
@@ -94,7 +98,7 @@ class SqliteBackend(BaseBackend):
         return conn
 
     async def _open(self) -> None:
-        Path(self.settings.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_ensure_folder, self.settings.path)
         with map_errors(self.name, "open"):
             self._writer = await self._connect()
             for statement in q.SCHEMA:

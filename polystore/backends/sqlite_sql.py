@@ -20,7 +20,8 @@ SCHEMA = [
     f"CREATE INDEX IF NOT EXISTS {TABLE}_expiry ON {TABLE} (expires_at) "
     "WHERE expires_at IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS polystore_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    f"INSERT OR IGNORE INTO polystore_meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')",
+    "INSERT OR IGNORE INTO polystore_meta (name, value) "
+    f"VALUES ('schema_version', '{SCHEMA_VERSION}')",
 ]
 
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -48,9 +49,7 @@ DELETE = f"DELETE FROM {TABLE} WHERE ns = ? AND key = ? RETURNING expires_at"
 DELETE_IF_VERSION = (
     f"DELETE FROM {TABLE} WHERE ns = ? AND key = ? AND version = ? AND {LIVE} RETURNING 1"
 )
-SCAN_FIRST = (
-    f"SELECT key FROM {TABLE} WHERE ns = ? AND key >= ? AND {LIVE} ORDER BY key LIMIT ?"
-)
+SCAN_FIRST = f"SELECT key FROM {TABLE} WHERE ns = ? AND key >= ? AND {LIVE} ORDER BY key LIMIT ?"
 SCAN_NEXT = f"SELECT key FROM {TABLE} WHERE ns = ? AND key > ? AND {LIVE} ORDER BY key LIMIT ?"
 REAP = (
     f"DELETE FROM {TABLE} WHERE (ns, key) IN (SELECT ns, key FROM {TABLE} "
@@ -96,7 +95,9 @@ def find_sql(
             clauses.append("json_type(value, ?) = ?")
             params += [path, "true" if expected else "false"]
         elif isinstance(expected, (int, float)):
-            clauses.append("json_type(value, ?) IN ('integer', 'real') AND json_extract(value, ?) = ?")
+            clauses.append(
+                "json_type(value, ?) IN ('integer', 'real') AND json_extract(value, ?) = ?"
+            )
             params += [path, path, expected]
         else:
             clauses.append("json_type(value, ?) = 'text' AND json_extract(value, ?) = ?")

@@ -137,7 +137,9 @@ class SqliteStore(BaseStore):
     async def _get(self, key: str) -> JSONValue | None:
         reader = await self._backend.reader()
         with map_errors(self.name, "get", key):
-            rows = list(await reader.execute_fetchall(q.GET_VALUE, (self.namespace, key, time.time())))
+            rows = list(
+                await reader.execute_fetchall(q.GET_VALUE, (self.namespace, key, time.time()))
+            )
         return self.codec.decode(rows[0][0]) if rows else None
 
     async def _exists(self, key: str) -> bool:
@@ -157,7 +159,9 @@ class SqliteStore(BaseStore):
     ) -> Version:
         async with self._backend.writer() as conn:
             with map_errors(self.name, "save", key):
-                return await _write(conn, self.namespace, self.name, key, data, ttl, if_version, if_absent)
+                return await _write(
+                    conn, self.namespace, self.name, key, data, ttl, if_version, if_absent
+                )
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
         async with self._backend.writer() as conn:
@@ -186,7 +190,7 @@ class SqliteStore(BaseStore):
         versions = [new_version() for _ in items]
         rows = [
             (self.namespace, key, data.decode("utf-8"), version, expires, now)
-            for (key, _, data), version in zip(items, versions)
+            for (key, _, data), version in zip(items, versions, strict=True)
         ]
         async with self._backend.writer(transaction=True) as conn:
             with map_errors(self.name, "save_many"):
@@ -211,7 +215,9 @@ class SqliteStore(BaseStore):
         while True:
             with map_errors(self.name, "scan"):
                 rows = list(
-                    await reader.execute_fetchall(sql, (self.namespace, cursor, time.time(), batch_size))
+                    await reader.execute_fetchall(
+                        sql, (self.namespace, cursor, time.time(), batch_size)
+                    )
                 )
             for (key,) in rows:
                 if not key.startswith(prefix):

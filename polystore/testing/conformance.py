@@ -152,7 +152,7 @@ class StoreConformance:
         assert await store.get("deep") == value
 
     async def test_one_megabyte_value_round_trips(self, store: DataStore) -> None:
-        value = {"blob": "x" * (1024 * 1024), "n": 1}
+        value: dict[str, JSONValue] = {"blob": "x" * (1024 * 1024), "n": 1}
         await store.save("big", value)
         assert await store.get("big") == value
 
@@ -221,9 +221,7 @@ class StoreConformance:
 
     # -- batches ------------------------------------------------------------------------
 
-    async def test_get_many_keeps_order_and_reports_missing_as_none(
-        self, store: DataStore
-    ) -> None:
+    async def test_get_many_keeps_order_and_reports_missing_as_none(self, store: DataStore) -> None:
         await store.save_many({"a": 1, "c": 3})
         assert await store.get_many(["c", "b", "a", "c"]) == [3, None, 1, 3]
 
@@ -542,9 +540,7 @@ class StoreConformance:
             assert await tx.get("a") == "during"
         assert await store.get_many(["a", "new"]) == ["during", 1]
 
-    async def test_transaction_with_a_stale_version_applies_nothing(
-        self, store: DataStore
-    ) -> None:
+    async def test_transaction_with_a_stale_version_applies_nothing(self, store: DataStore) -> None:
         requires(store, Capabilities.TRANSACTIONS, Capabilities.CAS)
         stale = await store.save("a", 1)
         await store.save("a", 2)
@@ -554,9 +550,7 @@ class StoreConformance:
                 await tx.save("a", 3, if_version=stale)
         assert await store.get_many(["a", "b"]) == [2, None]
 
-    async def test_transactions_are_refused_without_the_capability(
-        self, store: DataStore
-    ) -> None:
+    async def test_transactions_are_refused_without_the_capability(self, store: DataStore) -> None:
         lacks(store, Capabilities.TRANSACTIONS)
         with pytest.raises(UnsupportedOperationError):
             store.transaction()

@@ -1,0 +1,347 @@
+"""The :class:`Polystore` facade: builds backends from settings, routes data, checks routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NoReturn, TypeVar
+
+import pydantic
+from pydantic import BaseModel
+
+from polystore.collections import Collection, TransactionCollection
+from polystore.errors import (
+    ConfigurationError,
+    PolystoreError,
+    RouteRequirementError,
+    ValidationError,
+)
+from polystore.models import Session, Transaction, UserProfile
+from polystore.plugins import PluginManager
+from polystore.protocol import Backend, DataStore
+from polystore.settings import (
+    BackendConfig,
+    PolystoreSettings,
+    RouteConfig,
+    describe_validation_error,
+    load_settings,
+)
+from polystore.types import Capabilities, Health, JSONValue, Version
+
+__all__ = ["PolyglotPersistenceManager", "Polystore", "RouteInfo"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """A started route: where it goes and what it gets."""
+
+    name: str
+    backend: str
+    plugin: str
+    namespace: str
+    requires: Capabilities
+    capabilities: Capabilities
+    default_ttl: float | None
+
+
+class Polystore:
+    """One application's stores: backends from plugins, routes over them, typed collections.
+
+    Use as an async context manager::
+
+        async with Polystore.from_settings() as ps:
+            await ps.sessions.save(Session(id="s1", user_id="u1"), ttl=900)
+
+    Args:
+        settings: Configuration; by default read from ``polystore.toml`` and ``POLYSTORE_*``.
+        plugins: The plugin manager; a new one (entry points loaded lazily) by default.
+    """
+
+    def __init__(
+        self,
+        settings: PolystoreSettings | None = None,
+        *,
+        plugins: PluginManager | None = None,
+    ) -> None:
+        self.settings = (settings if settings is not None else load_settings()).resolved()
+        self.plugins = plugins if plugins is not None else PluginManager()
+        self._backends: dict[str, Backend] = {}
+        self._routes: dict[str, DataStore] = {}
+        self._route_info: dict[str, RouteInfo] = {}
+        self._collections: dict[str, Collection[Any]] = {}
+        self._started = False
+
+    @classmethod
+    def from_settings(
+        cls, path: str | Path | None = None, *, plugins: PluginManager | None = None
+    ) -> Polystore:
+        """Settings from ``path`` (TOML), or from ``POLYSTORE_*`` and ``./polystore.toml``."""
+        return cls(load_settings(path), plugins=plugins)
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, plugins: PluginManager | None = None
+    ) -> Polystore:
+        """Settings from a mapping shaped like ``polystore.toml``."""
+        return cls(load_settings(config), plugins=plugins)
+
+    def __repr__(self) -> str:
+        routes = ", ".join(f"{n}->{r.backend}" for n, r in self.settings.routes.items())
+        return f"<Polystore backends={sorted(self.settings.backends)} routes=[{routes}]>"
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Polystore:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Build and open every backend, then create and check every route.
+
+        Raises:
+            ConfigurationError: Bad settings, unknown plugin (BackendNotFoundError), or a
+                route whose store lacks a required capability (RouteRequirementError).
+            StoreUnavailableError: A backend could not be reached.
+        """
+        if self._started:
+            return
+        try:
+            for name, config in self.settings.backends.items():
+                self._backends[name] = self._build_backend(name, config)
+            await asyncio.gather(*(backend.open() for backend in self._backends.values()))
+            for name, route in self.settings.routes.items():
+                self._add_route(name, route)
+        except BaseException:
+            await self.aclose()
+            raise
+        self._started = True
+
+    async def aclose(self) -> None:
+        """Close every backend this instance built."""
+        backends, self._backends = list(self._backends.values()), {}
+        self._routes.clear()
+        self._route_info.clear()
+        self._collections.clear()
+        self._started = False
+        for backend in backends:
+            with contextlib.suppress(PolystoreError, OSError):
+                await backend.aclose()
+
+    def _build_backend(self, name: str, config: BackendConfig) -> Backend:
+        spec = self.plugins.backends.get(config.plugin)
+        try:
+            return spec.build(config.options(), instance_name=name)
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(
+                f"invalid settings for backend {name!r} (plugin {config.plugin!r}): "
+                + describe_validation_error(exc, f"backends.{name}")
+            ) from None
+
+    def _add_route(self, name: str, route: RouteConfig) -> None:
+        backend = self._backends[route.backend]
+        namespace = route.namespace or name
+        store = self.plugins.wrap_store(backend.namespace(namespace), name)
+        required = Capabilities.parse(route.requires or ())
+        missing = required & ~store.capabilities
+        if missing:
+            plugin = self.settings.backends[route.backend].plugin
+            raise RouteRequirementError(
+                f"route {name!r} requires {', '.join(missing.names())}, which backend "
+                f"{route.backend!r} (plugin {plugin!r}) does not provide; it provides "
+                f"{', '.join(store.capabilities.names()) or 'nothing'}",
+                route=name,
+                missing=missing.names(),
+                backend=route.backend,
+            )
+        self._routes[name] = store
+        self._route_info[name] = RouteInfo(
+            name=name,
+            backend=route.backend,
+            plugin=self.settings.backends[route.backend].plugin,
+            namespace=namespace,
+            requires=required,
+            capabilities=store.capabilities,
+            default_ttl=route.default_ttl,
+        )
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise ConfigurationError("Polystore is not started; use `async with` or start()")
+
+    # -- routes and collections ---------------------------------------------------------
+
+    @property
+    def backends(self) -> Mapping[str, Backend]:
+        """The backends built from the settings, by name."""
+        return dict(self._backends)
+
+    @property
+    def routes(self) -> Mapping[str, RouteInfo]:
+        """Every started route, by name."""
+        return dict(self._route_info)
+
+    def route(self, name: str) -> DataStore:
+        """The store behind route ``name``.
+
+        Raises:
+            ConfigurationError: No such route is configured.
+        """
+        self._require_started()
+        try:
+            return self._routes[name]
+        except KeyError:
+            known = ", ".join(sorted(self._routes)) or "none"
+            raise ConfigurationError(
+                f"route {name!r} is not configured (configured: {known}); add [routes.{name}]"
+            ) from None
+
+    def register_store(
+        self, name: str, store: DataStore, *, requires: Capabilities = Capabilities.NONE
+    ) -> None:
+        """Add a route served by a store built elsewhere (checked like configured routes)."""
+        self._require_started()
+        missing = requires & ~store.capabilities
+        if missing:
+            raise RouteRequirementError(
+                f"route {name!r} requires {', '.join(missing.names())}, which store "
+                f"{store.name!r} does not provide",
+                route=name,
+                missing=missing.names(),
+            )
+        self._routes[name] = store
+        self._collections.pop(name, None)
+
+    def collection(
+        self, name: str, model: type[M], *, key_field: str | None = None
+    ) -> Collection[M]:
+        """A typed collection of ``model`` over route ``name``."""
+        info = self._route_info.get(name)
+        return Collection(
+            self.route(name),
+            model,
+            key_field=key_field,
+            default_ttl=info.default_ttl if info is not None else None,
+        )
+
+    def _cached(self, name: str, model: type[M]) -> Collection[M]:
+        found = self._collections.get(name)
+        if found is None:
+            found = self.collection(name, model)
+            self._collections[name] = found
+        return found
+
+    @property
+    def sessions(self) -> Collection[Session]:
+        """Sessions, on the ``sessions`` route (default ttl from the route)."""
+        return self._cached("sessions", Session)
+
+    @property
+    def profiles(self) -> Collection[UserProfile]:
+        """User profiles, on the ``profiles`` route."""
+        return self._cached("profiles", UserProfile)
+
+    @property
+    def transactions(self) -> TransactionCollection[Transaction]:
+        """Money transactions, idempotent by key, on the ``transactions`` route."""
+        found = self._collections.get("transactions")
+        if not isinstance(found, TransactionCollection):
+            found = TransactionCollection(self.route("transactions"), Transaction)
+            self._collections["transactions"] = found
+        return found
+
+    async def health(self) -> dict[str, Health]:
+        """Health of every backend, checked concurrently."""
+        self._require_started()
+        names = list(self._backends)
+        results = await asyncio.gather(*(self._backends[n].health() for n in names))
+        return dict(zip(names, results, strict=True))
+
+    # -- conveniences carried over from PolyglotPersistenceManager ---------------------------
+
+    async def save(
+        self, store_name: str, key: str, data: JSONValue, *, ttl: float | None = None
+    ) -> Version:
+        """Save ``data`` under ``key`` on route ``store_name``."""
+        return await self.route(store_name).save(key, data, ttl=ttl)
+
+    async def get(self, store_name: str, key: str) -> JSONValue | None:
+        """Read ``key`` from route ``store_name``."""
+        return await self.route(store_name).get(key)
+
+    async def delete(self, store_name: str, key: str) -> bool:
+        """Delete ``key`` from route ``store_name``; return whether it existed."""
+        return await self.route(store_name).delete(key)
+
+    async def save_session_data(
+        self,
+        session_id: str,
+        data: Mapping[str, Any],
+        *,
+        user_id: str = "anonymous",
+        ttl: float | None = None,
+    ) -> Session:
+        """Save a session's data (with the route's default ttl unless given)."""
+        session = Session(id=session_id, user_id=user_id, data=dict(data))
+        if ttl is None:
+            await self.sessions.save(session)
+        else:
+            await self.sessions.save(session, ttl=ttl)
+        return session
+
+    async def get_session_data(self, session_id: str) -> dict[str, Any] | None:
+        """The data of a live session, or ``None``."""
+        session = await self.sessions.get(session_id)
+        return None if session is None else session.data
+
+    async def save_user_profile(
+        self, user_id: str, profile: UserProfile | Mapping[str, Any]
+    ) -> UserProfile:
+        """Save a user profile (a model, or a mapping of its fields)."""
+        if not isinstance(profile, UserProfile):
+            try:
+                profile = UserProfile.model_validate({**profile, "user_id": user_id})
+            except pydantic.ValidationError as exc:
+                raise_validation(exc, "profile")
+        await self.profiles.save(profile)
+        return profile
+
+    async def get_user_profile(self, user_id: str) -> UserProfile | None:
+        """The profile of ``user_id``, or ``None``."""
+        return await self.profiles.get(user_id)
+
+    async def save_transaction(self, transaction: Transaction | Mapping[str, Any]) -> Transaction:
+        """Record a transaction once per idempotency key; return the stored one."""
+        if not isinstance(transaction, Transaction):
+            try:
+                transaction = Transaction.model_validate(dict(transaction))
+            except pydantic.ValidationError as exc:
+                raise_validation(exc, "transaction")
+        stored, _ = await self.transactions.record(transaction)
+        return stored
+
+    async def get_transaction(self, transaction_id: str) -> Transaction | None:
+        """The transaction with ``transaction_id``, or ``None``."""
+        return await self.transactions.get(transaction_id)
+
+
+def raise_validation(exc: pydantic.ValidationError, what: str) -> NoReturn:
+    """Re-raise a pydantic error as a polystore ValidationError."""
+    raise ValidationError(f"invalid {what}: " + describe_validation_error(exc, what)) from exc
+
+
+PolyglotPersistenceManager = Polystore
+"""The reference design's name for :class:`Polystore`."""

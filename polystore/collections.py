@@ -1,0 +1,270 @@
+"""Typed access to a store: pydantic v2 models validated on the way in and out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import pydantic
+from pydantic import BaseModel
+
+from polystore.errors import AlreadyExistsError, SerializationError, ValidationError
+from polystore.protocol import DataStore
+from polystore.types import Capabilities, JSONValue, Scalar, Version
+
+__all__ = ["Collection", "TransactionCollection", "TypedEntry"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_DEFAULT: Any = object()
+IDEMPOTENCY_PREFIX = "~idempotency:"
+
+
+@dataclass(frozen=True, slots=True)
+class TypedEntry(Generic[M]):
+    """A stored model with its version and expiry."""
+
+    key: str
+    model: M
+    version: Version
+    expires_at: datetime | None
+
+
+class Collection(Generic[M]):
+    """Models of one type in one store.
+
+    Args:
+        store: The store (usually a route's).
+        model: The pydantic model class.
+        key_field: The model field holding the key; defaults to the model's
+            ``__polystore_key__`` class attribute, else ``"id"``.
+        default_ttl: ttl applied by :meth:`save` when none is given.
+    """
+
+    def __init__(
+        self,
+        store: DataStore,
+        model: type[M],
+        *,
+        key_field: str | None = None,
+        default_ttl: float | None = None,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.key_field: str = key_field or str(getattr(model, "__polystore_key__", "id"))
+        if self.key_field not in model.model_fields:
+            raise ValidationError(f"{model.__name__} has no field {self.key_field!r}")
+        self.default_ttl = default_ttl
+        self._adapter = pydantic.TypeAdapter(model)
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.model.__name__} in {self.store.name!r}>"
+
+    def key_of(self, obj: M) -> str:
+        """The key under which ``obj`` is stored."""
+        key = getattr(obj, self.key_field)
+        if not isinstance(key, str):
+            raise ValidationError(f"{self.model.__name__}.{self.key_field} must be str")
+        return key
+
+    def dump(self, obj: M) -> JSONValue:
+        """The JSON form of ``obj`` (Decimal, datetime and UUID become strings)."""
+        if not isinstance(obj, self.model):
+            raise ValidationError(f"expected {self.model.__name__}, got {type(obj).__name__}")
+        dumped: JSONValue = obj.model_dump(mode="json")
+        return dumped
+
+    def load(self, value: JSONValue, key: str | None = None) -> M:
+        """Validate a stored JSON value back into a model.
+
+        Raises:
+            SerializationError: The stored value does not fit the model.
+        """
+        try:
+            return self._adapter.validate_python(value)
+        except pydantic.ValidationError as exc:
+            raise SerializationError(
+                f"stored value is not a valid {self.model.__name__}: {exc.error_count()} error(s)",
+                backend=self.store.name,
+                operation="load",
+                key=key,
+            ) from exc
+
+    async def save(
+        self,
+        obj: M,
+        *,
+        ttl: float | None = _DEFAULT,
+        if_version: Version | None = None,
+        if_absent: bool = False,
+    ) -> Version:
+        """Store ``obj`` under its key; ``ttl`` defaults to the collection's default."""
+        effective_ttl = self.default_ttl if ttl is _DEFAULT else ttl
+        return await self.store.save(
+            self.key_of(obj),
+            self.dump(obj),
+            ttl=effective_ttl,
+            if_version=if_version,
+            if_absent=if_absent,
+        )
+
+    async def save_many(self, objs: Iterable[M], *, ttl: float | None = _DEFAULT) -> list[Version]:
+        """Store several models in one batch."""
+        effective_ttl = self.default_ttl if ttl is _DEFAULT else ttl
+        items = [(self.key_of(obj), self.dump(obj)) for obj in objs]
+        return await self.store.save_many(items, ttl=effective_ttl)
+
+    async def get(self, key: str) -> M | None:
+        """The model stored under ``key``, or ``None``."""
+        value = await self.store.get(key)
+        return None if value is None else self.load(value, key)
+
+    async def get_entry(self, key: str) -> TypedEntry[M] | None:
+        """The model with its version and expiry, or ``None``."""
+        entry = await self.store.get_entry(key)
+        if entry is None:
+            return None
+        return TypedEntry(key, self.load(entry.value, key), entry.version, entry.expires_at)
+
+    async def get_many(self, keys: Sequence[str]) -> list[M | None]:
+        """Models for ``keys`` in order; ``None`` where absent."""
+        values = await self.store.get_many(keys)
+        return [None if v is None else self.load(v, k) for k, v in zip(keys, values, strict=True)]
+
+    async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
+        """Delete the model under ``key``; return whether it existed."""
+        return await self.store.delete(key, if_version=if_version)
+
+    async def exists(self, key: str) -> bool:
+        """Whether a model is stored under ``key``."""
+        return await self.store.exists(key)
+
+    async def find(
+        self,
+        where: dict[str, Scalar] | None = None,
+        /,
+        *,
+        limit: int | None = None,
+        **fields: Scalar,
+    ) -> list[M]:
+        """Models whose top-level fields equal the given values."""
+        entries = await self.store.find({**(where or {}), **fields}, limit=limit)
+        return [self.load(e.value, e.key) for e in entries]
+
+    def scan(self, *, prefix: str = "", batch_size: int = 500) -> AsyncIterator[str]:
+        """Stream the keys of stored models."""
+        return self.store.scan(prefix=prefix, batch_size=batch_size)
+
+
+class TransactionCollection(Collection[M]):
+    """A collection whose :meth:`record` stores one model per idempotency key.
+
+    Each record writes two entries in one store transaction: the model under its key,
+    and a marker ``~idempotency:<key>`` holding the model's key. A retry with the same
+    idempotency key finds the marker and returns the first model unchanged.
+    """
+
+    def __init__(
+        self,
+        store: DataStore,
+        model: type[M],
+        *,
+        idempotency_field: str = "idempotency_key",
+        key_field: str | None = None,
+    ) -> None:
+        super().__init__(store, model, key_field=key_field)
+        if idempotency_field not in model.model_fields:
+            raise ValidationError(f"{model.__name__} has no field {idempotency_field!r}")
+        self.idempotency_field = idempotency_field
+
+    def _marker(self, obj: M) -> str:
+        return IDEMPOTENCY_PREFIX + str(getattr(obj, self.idempotency_field))
+
+    async def by_idempotency_key(self, idempotency_key: str) -> M | None:
+        """The model recorded under ``idempotency_key``, or ``None``."""
+        key = await self.store.get(IDEMPOTENCY_PREFIX + idempotency_key)
+        return None if not isinstance(key, str) else await self.get(key)
+
+    async def record(self, obj: M) -> tuple[M, bool]:
+        """Store ``obj`` unless its idempotency key was seen; return (stored, created).
+
+        Raises:
+            AlreadyExistsError: Another model with a different idempotency key already
+                uses ``obj``'s key.
+        """
+        marker, key = self._marker(obj), self.key_of(obj)
+        value = self.dump(obj)
+        found = await self._recorded(marker, key, value)
+        if found is not None:
+            return found
+        try:
+            if Capabilities.TRANSACTIONS in self.store.capabilities:
+                async with self.store.transaction() as tx:
+                    await tx.save(marker, key, if_absent=True)
+                    await tx.save(key, value, if_absent=True)
+            else:
+                await self.store.save(marker, key, if_absent=True)
+                await self.store.save(key, value, if_absent=True)
+        except AlreadyExistsError:
+            found = await self._recorded(marker, key, value)
+            if found is not None:
+                return found
+            raise
+        return obj, True
+
+    async def _recorded(self, marker: str, key: str, value: JSONValue) -> tuple[M, bool] | None:
+        """What an earlier record under ``marker`` stored, repairing a half-done one."""
+        stored_key = await self.store.get(marker)
+        if not isinstance(stored_key, str):
+            return None
+        found = await self.get(stored_key)
+        if found is not None:
+            return found, False
+        if stored_key != key:
+            raise AlreadyExistsError(
+                "idempotency key already used by a record that is gone",
+                backend=self.store.name,
+                key=marker,
+            )
+        # Without store transactions the marker is written first; finish that record.
+        try:
+            await self.store.save(key, value, if_absent=True)
+        except AlreadyExistsError:
+            existing = await self.get(key)
+            if existing is None:
+                raise
+            return existing, False
+        return self.load(value, key), True
+
+    async def save(
+        self,
+        obj: M,
+        *,
+        ttl: float | None = _DEFAULT,
+        if_version: Version | None = None,
+        if_absent: bool = False,
+    ) -> Version:
+        """Record ``obj`` idempotently (see :meth:`record`); return the stored version.
+
+        Updates of an existing record (for example a status change) go through
+        ``if_version``, which skips the idempotency check.
+        """
+        if if_version is not None:
+            return await super().save(obj, ttl=ttl, if_version=if_version)
+        stored, _ = await self.record(obj)
+        entry = await self.store.get_entry(self.key_of(stored))
+        if entry is None:
+            raise AlreadyExistsError("recorded entry vanished", backend=self.store.name)
+        return entry.version
+
+    async def _scan_records(self, prefix: str, batch_size: int) -> AsyncIterator[str]:
+        async for key in self.store.scan(prefix=prefix, batch_size=batch_size):
+            if not key.startswith(IDEMPOTENCY_PREFIX):
+                yield key
+
+    def scan(self, *, prefix: str = "", batch_size: int = 500) -> AsyncIterator[str]:
+        """Stream the keys of stored models (idempotency markers left out)."""
+        self.store.scan(prefix=prefix, batch_size=batch_size)  # validates before I/O
+        return self._scan_records(prefix, batch_size)

@@ -1,0 +1,232 @@
+"""Configuration: backends and routes, from ``polystore.toml``, ``POLYSTORE_*`` or Python.
+
+```toml
+[backends.cache]
+plugin = "redis"
+url = "redis://localhost:6379/0"
+
+[routes.sessions]
+backend = "cache"
+requires = ["ttl"]
+default_ttl = 1800
+```
+
+With no backends configured, one embedded SQLite backend (``./.polystore/polystore.db``)
+serves the standard routes ``sessions``, ``profiles`` and ``transactions``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from polystore.errors import ConfigurationError
+from polystore.redact import REDACTED, redact_url
+from polystore.types import Capabilities
+
+__all__ = [
+    "CONFIG_ENV",
+    "STANDARD_ROUTES",
+    "BackendConfig",
+    "PolystoreSettings",
+    "RouteConfig",
+    "describe_validation_error",
+    "load_settings",
+]
+
+CONFIG_ENV = "POLYSTORE_CONFIG"
+"""Environment variable naming the TOML file (default ``./polystore.toml``)."""
+
+DEFAULT_CONFIG_FILE = "polystore.toml"
+
+
+class _StandardRoute(BaseModel):
+    requires: tuple[str, ...]
+    default_ttl: float | None = None
+
+
+STANDARD_ROUTES: dict[str, _StandardRoute] = {
+    "sessions": _StandardRoute(requires=("ttl",), default_ttl=1800.0),
+    "profiles": _StandardRoute(requires=("query",)),
+    "transactions": _StandardRoute(requires=("transactions", "cas", "durable")),
+}
+"""Routes every application gets, with what each requires by default."""
+
+_SECRET_WORDS = ("password", "secret", "token", "passphrase", "key_password")
+_URL_WORDS = ("url", "uri", "dsn")
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of backend options safe to print: passwords hidden, URLs redacted."""
+    shown: dict[str, Any] = {}
+    for name, value in options.items():
+        lowered = name.lower()
+        if any(word in lowered for word in _SECRET_WORDS):
+            shown[name] = REDACTED
+        elif any(lowered.endswith(word) for word in _URL_WORDS) and isinstance(value, str):
+            shown[name] = redact_url(value)
+        elif isinstance(value, Mapping):
+            shown[name] = redact_options(value)
+        else:
+            shown[name] = value
+    return shown
+
+
+class BackendConfig(BaseModel):
+    """One backend: the plugin that provides it and the plugin's own options.
+
+    The options are checked against the plugin's settings model when the backend is built.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    plugin: str = Field(min_length=1)
+
+    def options(self) -> dict[str, Any]:
+        """Every option, ``plugin`` included, as given."""
+        return {"plugin": self.plugin, **(self.model_extra or {})}
+
+    def __repr__(self) -> str:
+        return f"BackendConfig({redact_options(self.options())!r})"
+
+    __str__ = __repr__
+
+
+class RouteConfig(BaseModel):
+    """Where one kind of data goes and what its store must guarantee."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = Field(min_length=1)
+    namespace: str | None = Field(default=None, description="Defaults to the route name.")
+    requires: tuple[str, ...] | None = Field(
+        default=None, description="Capability names; standard routes have defaults."
+    )
+    default_ttl: float | None = Field(default=None, gt=0)
+
+    @field_validator("requires")
+    @classmethod
+    def _known_capabilities(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            Capabilities.parse(value)
+        return value
+
+
+class PolystoreSettings(BaseSettings):
+    """All of polystore's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POLYSTORE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    def __repr__(self) -> str:
+        backends = {name: redact_options(b.options()) for name, b in self.backends.items()}
+        return f"PolystoreSettings(backends={backends!r}, routes={self.routes!r})"
+
+    __str__ = __repr__
+
+    def resolved(self) -> PolystoreSettings:
+        """These settings with defaults filled in: the embedded backend, standard routes.
+
+        Raises:
+            ConfigurationError: A route names a backend that is not configured.
+        """
+        backends = dict(self.backends) or {
+            "default": BackendConfig.model_validate(
+                {"plugin": "sqlite", "path": ".polystore/polystore.db"}
+            )
+        }
+        routes = dict(self.routes)
+        if len(backends) == 1:
+            (only,) = backends
+            for name in STANDARD_ROUTES:
+                routes.setdefault(name, RouteConfig(backend=only))
+        filled: dict[str, RouteConfig] = {}
+        for name, route in routes.items():
+            if route.backend not in backends:
+                known = ", ".join(sorted(backends))
+                raise ConfigurationError(
+                    f"route {name!r} names backend {route.backend!r}, which is not configured "
+                    f"(configured: {known})"
+                )
+            standard = STANDARD_ROUTES.get(name)
+            updates: dict[str, Any] = {}
+            if route.requires is None:
+                updates["requires"] = standard.requires if standard else ()
+            if route.default_ttl is None and standard is not None and standard.default_ttl:
+                updates["default_ttl"] = standard.default_ttl
+            if route.namespace is None:
+                updates["namespace"] = name
+            filled[name] = route.model_copy(update=updates)
+        return PolystoreSettings.model_construct(backends=backends, routes=filled)
+
+
+def describe_validation_error(exc: pydantic.ValidationError, where: str) -> str:
+    """A readable summary of a pydantic error that never echoes input values (secrets)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "(root)"
+        lines.append(f"{where}.{location}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    source: Mapping[str, Any] | PolystoreSettings | str | Path | None = None,
+) -> PolystoreSettings:
+    """Build settings from a mapping, a TOML file path, or the environment and ``polystore.toml``.
+
+    Raises:
+        ConfigurationError: The configuration is invalid (message free of secrets).
+    """
+    if isinstance(source, PolystoreSettings):
+        return source
+    try:
+        if source is None:
+            return PolystoreSettings()
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise ConfigurationError(f"configuration file {str(path)!r} does not exist")
+            previous = os.environ.get(CONFIG_ENV)
+            os.environ[CONFIG_ENV] = str(path)
+            try:
+                return PolystoreSettings()
+            finally:
+                if previous is None:
+                    del os.environ[CONFIG_ENV]
+                else:
+                    os.environ[CONFIG_ENV] = previous
+        return PolystoreSettings.model_validate(dict(source))
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(
+            "invalid configuration: " + describe_validation_error(exc, "config")
+        ) from None
