@@ -1,14 +1,17 @@
-"""Private server processes for integration tests.
+"""Server launchers behind :func:`polystore.testing.services.resolve_service`.
 
-Each class here launches one real server (or a small Redis Cluster) as a child
-process on a free loopback port, with its data in a private temporary
-directory. Stopping and starting again reuses the same port and the same data
-directory, so clients reconnect to an unchanged URL and durable writes survive.
+The local classes run one real server (or a small Redis Cluster) as a child
+process in its own process group, on a free loopback port, with its data in a
+private temporary directory. :class:`DockerEndpoint` runs it in a container.
+Stopping and starting again reuses the same port and the same data, so clients
+reconnect to an unchanged URL and durable writes survive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import importlib
 import os
 import pwd
 import shutil
@@ -21,16 +24,20 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, free_port
 
 __all__ = [
-    "LocalPostgresServer",
+    "DOCKER_IMAGES",
+    "DockerEndpoint",
     "LocalMongoServer",
+    "LocalPostgresServer",
     "LocalRedisCluster",
     "LocalRedisServer",
     "fallback_bin_dirs",
     "find_binary",
+    "local_endpoint",
     "mongo_ready",
     "pg_ready",
     "redis_command",
@@ -38,6 +45,8 @@ __all__ = [
 
 SECANTUS_SERVER = "secantusd-py"
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+DOCKER_IMAGES = {"redis": "redis:7", "postgres": "postgres:16", "mongodb": "mongo:7"}
+_CONTAINER_PORTS = {"redis": 6379, "postgres": 5432, "mongodb": 27017}
 
 
 def fallback_bin_dirs() -> list[Path]:
@@ -45,16 +54,14 @@ def fallback_bin_dirs() -> list[Path]:
 
     Returns:
         The directory of ``sys.executable`` (where a virtualenv installs
-        ``secantusd-py``) followed by ``/usr/lib/postgresql/<version>/bin``,
-        newest version first.
+        ``secantusd-py``), then ``/usr/lib/postgresql/<version>/bin``, newest first.
     """
     pg_dirs = sorted(glob.glob(POSTGRES_BIN_GLOB), key=_version_key, reverse=True)
     return [Path(sys.executable).parent, *(Path(d) for d in pg_dirs)]
 
 
 def _version_key(path: str) -> tuple[int, ...]:
-    parts = Path(path).parent.name.split(".")
-    return tuple(int(p) if p.isdigit() else 0 for p in parts)
+    return tuple(int(p) if p.isdigit() else 0 for p in Path(path).parent.name.split("."))
 
 
 def find_binary(name: str) -> str | None:
@@ -64,20 +71,21 @@ def find_binary(name: str) -> str | None:
         name: The executable name, e.g. ``"redis-server"``.
 
     Returns:
-        The absolute path of the executable, or None if it is not found.
+        The path of the executable, or None if it is not found.
     """
-    found = shutil.which(name)
-    if found:
-        return found
-    for directory in fallback_bin_dirs():
-        found = shutil.which(name, path=str(directory))
+    for path in [None, *(str(d) for d in fallback_bin_dirs())]:
+        found = shutil.which(name, path=path)
         if found:
             return found
     return None
 
 
 def redis_command(
-    port: int, *args: str, password: str | None = None, timeout: float = 2.0, host: str = "127.0.0.1"
+    port: int,
+    *args: str,
+    password: str | None = None,
+    timeout: float = 2.0,
+    host: str = "127.0.0.1",
 ) -> str:
     """Send one command to a Redis server over RESP and return its reply as text.
 
@@ -95,14 +103,14 @@ def redis_command(
         OSError: The server cannot be reached.
         ServiceUnavailable: The server replied with an error.
     """
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        stream = sock.makefile("rb")
-        commands = [("AUTH", password)] if password else []
-        for command in [*commands, args]:
-            payload = b"*%d\r\n" % len(command) + b"".join(
-                b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in command
+    sock = socket.create_connection((host, port), timeout=timeout)
+    with sock, sock.makefile("rb") as stream:
+        line = ""
+        for command in ([("AUTH", password)] if password else []) + [args]:
+            sock.sendall(
+                b"*%d\r\n" % len(command)
+                + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in command)
             )
-            sock.sendall(payload)
             line = stream.readline().rstrip(b"\r\n").decode()
             if not line:
                 raise ConnectionError("connection closed by redis")
@@ -117,59 +125,49 @@ def redis_command(
 
 
 def pg_ready(port: int, host: str = "127.0.0.1") -> bool:
-    """True when PostgreSQL at host:port accepts a startup packet (is not starting up)."""
+    """Whether PostgreSQL at host:port accepts a startup packet (is not starting up)."""
     params = b"user\0postgres\0database\0postgres\0\0"
     try:
         with socket.create_connection((host, port), timeout=2.0) as sock:
             sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
-            kind = sock.recv(1)
+            kind = sock.recv(1)  # "R": authentication step; "E": e.g. "starting up"
             if kind == b"R":
                 sock.sendall(b"X\0\0\0\4")
-            return kind == b"R"
     except OSError:
         return False
+    return kind == b"R"
 
 
 def mongo_ready(port: int, host: str = "127.0.0.1", *, primary: bool = False) -> bool:
-    """True when the MongoDB-protocol server at host:port answers ``hello``.
+    """Whether the MongoDB-protocol server at host:port answers ``hello``.
 
     Args:
         port: The server's port.
         host: The server's address.
         primary: Also require ``isWritablePrimary``.
     """
-    try:
-        from pymongo import MongoClient
-    except ImportError:  # pragma: no cover - pymongo is a test dependency
-        return _tcp_ready(port, host)
-    client: MongoClient[dict[str, object]] = MongoClient(
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    client: MongoClient[dict[str, Any]] = MongoClient(
         host, port, directConnection=True, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
     )
     try:
         reply = client.admin.command("hello")
-        return reply.get("ok") == 1 and (not primary or reply.get("isWritablePrimary") is True)
-    except Exception:
+    except PyMongoError:
         return False
     finally:
         client.close()
-
-
-def _tcp_ready(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        socket.create_connection((host, port), timeout=1.0).close()
-        return True
-    except OSError:
-        return False
+    return reply.get("ok") == 1 and (not primary or reply.get("isWritablePrimary") is True)
 
 
 class _LocalServer(ServiceEndpoint):
     """A server run as a child process in its own process group."""
 
     provider = "local"
-    #: Signal asking the server for a clean, prompt shutdown.
-    stop_signal = signal.SIGTERM
+    stop_signal = signal.SIGTERM  # asks for a clean, prompt shutdown
 
-    def __init__(self, name: str, *, port: int | None = None, start_timeout: float = 30.0) -> None:
+    def __init__(self, name: str, *, port: int | None, start_timeout: float = 30.0) -> None:
         super().__init__(name)
         self.port = port or free_port()
         self.start_timeout = start_timeout
@@ -182,36 +180,36 @@ class _LocalServer(ServiceEndpoint):
         raise NotImplementedError
 
     def _ping(self) -> bool:
-        return _tcp_ready(self.port)
+        raise NotImplementedError
 
     def _prepare(self) -> None:
         """One-time setup before the first start (e.g. ``initdb``)."""
 
-    def _run_as(self) -> pwd.struct_passwd | None:
-        return None
-
     def _identity(self) -> tuple[int | None, int | None, list[int] | None]:
-        """``(user, group, extra_groups)`` for :class:`subprocess.Popen`."""
-        user = self._run_as()
-        return (None, None, None) if user is None else (user.pw_uid, user.pw_gid, [])
+        """``(user, group, extra_groups)`` to run the server as; all None for "as we are"."""
+        return None, None, None
 
     def is_running(self) -> bool:
         """Whether the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        """Start the server (a no-op if it runs) and wait until it answers a ping."""
+        """Start the server (a no-op if it runs) and wait until it answers a ping.
+
+        Raises:
+            ServiceUnavailable: It exited or did not answer within ``start_timeout``.
+        """
         self._check_open()
         if self.is_running():
             return
         if not self._prepared:
             self._prepare()
             self._prepared = True
+        uid, gid, groups = self._identity()
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')} ---\n".encode())
             log.flush()
-            uid, gid, groups = self._identity()
-            self._proc = subprocess.Popen(  # noqa: S603
+            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 self._argv(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -225,42 +223,33 @@ class _LocalServer(ServiceEndpoint):
         deadline = time.monotonic() + self.start_timeout
         while not self._ping():
             if self._proc.poll() is not None:
+                self._reap()
                 raise self._failure(f"exited with code {self._proc.returncode} during startup")
             if time.monotonic() > deadline:
-                self._signal_group(signal.SIGKILL)
-                self._proc.wait()
+                self._reap()
                 raise self._failure(f"did not answer within {self.start_timeout:.0f}s")
             time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Shut the server down cleanly; SIGKILL it if it has not exited within ``timeout``."""
         self._check_open()
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(self.stop_signal)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self._reap()
 
     def kill(self) -> None:
-        """Kill the server's whole process group with SIGKILL (a crash, no shutdown)."""
+        """SIGKILL the server's whole process group (a crash: no shutdown at all)."""
         self._check_open()
         self._reap()
 
     def _reap(self) -> None:
+        """SIGKILL whatever is left of the process group and collect the exit status."""
         if self._proc is not None:
-            self._signal_group(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        assert self._proc is not None
-        try:
-            os.killpg(self._proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def _cleanup(self) -> None:
         self._reap()
@@ -275,40 +264,31 @@ class _LocalServer(ServiceEndpoint):
         return "\n".join(text.splitlines()[-lines:])
 
     def _failure(self, what: str) -> ServiceUnavailable:
-        argv = " ".join(self._argv())
         return ServiceUnavailable(
-            f"{self.name} server on port {self.port} {what}.\ncommand: {argv}\n"
-            f"log ({self.log_path}):\n{self.log_tail()}"
+            f"{self.name} server on port {self.port} {what}.\n"
+            f"command: {' '.join(self._argv())}\nlog ({self.log_path}):\n{self.log_tail()}"
         )
 
 
 class LocalRedisServer(_LocalServer):
-    """A private ``redis-server`` with an fsync-always append-only file.
+    """A private ``redis-server`` with an append-only file fsynced on every write.
 
     Args:
-        binary: Path of ``redis-server``; found on PATH when omitted.
-        extra_args: Further command-line arguments, e.g. ``["--requirepass", "pw"]``.
+        extra_args: Further arguments, e.g. ``["--requirepass", "pw"]``.
         name: Endpoint name.
         port: Port to listen on; a free one when omitted.
     """
 
     def __init__(
-        self,
-        *,
-        binary: str | None = None,
-        extra_args: Sequence[str] = (),
-        name: str = "redis",
-        port: int | None = None,
+        self, *, extra_args: Sequence[str] = (), name: str = "redis", port: int | None = None
     ) -> None:
-        found = binary or find_binary("redis-server")
-        if found is None:
+        binary = find_binary("redis-server")
+        if binary is None:
             raise ServiceUnavailable("redis-server not found on PATH")
         super().__init__(name, port=port)
-        self.binary = found
+        self.binary = binary
         self.extra_args = list(extra_args)
-        self.password: str | None = None
-        if "--requirepass" in self.extra_args:
-            self.password = self.extra_args[self.extra_args.index("--requirepass") + 1]
+        self.password = _option(self.extra_args, "--requirepass")
 
     @property
     def url(self) -> str:
@@ -318,8 +298,7 @@ class LocalRedisServer(_LocalServer):
 
     def _argv(self) -> list[str]:
         return [
-            self.binary,
-            "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
             *self.extra_args,
         ]  # fmt: skip
@@ -327,15 +306,19 @@ class LocalRedisServer(_LocalServer):
     def _ping(self) -> bool:
         try:
             return redis_command(self.port, "PING", password=self.password) == "PONG"
-        except (OSError, ServiceUnavailable):
+        except (OSError, ServiceUnavailable):  # refused, or e.g. "LOADING"
             return False
 
 
-class LocalPostgresServer(_LocalServer):
-    """A private PostgreSQL cluster created with ``initdb`` (trust auth, user ``postgres``).
+def _option(args: Sequence[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
 
-    When the tests run as root the server runs as the ``postgres`` user if one
-    exists, else ``nobody``, because PostgreSQL refuses to run as root.
+
+class LocalPostgresServer(_LocalServer):
+    """A private PostgreSQL cluster made by ``initdb`` (trust auth, superuser ``postgres``).
+
+    PostgreSQL refuses to run as root, so under root the server (and ``initdb``)
+    run as the ``postgres`` user if it exists, else as ``nobody``.
 
     Args:
         extra_args: Further ``postgres`` arguments, e.g. ``["-c", "max_connections=50"]``.
@@ -343,35 +326,37 @@ class LocalPostgresServer(_LocalServer):
         port: Port to listen on; a free one when omitted.
     """
 
-    stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients to leave
+    stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients to disconnect
 
-    def __init__(self, *, extra_args: Sequence[str] = (), name: str = "postgres", port: int | None = None) -> None:
-        initdb, postgres = find_binary("initdb"), find_binary("postgres")
-        if initdb is None or postgres is None:
+    def __init__(
+        self, *, extra_args: Sequence[str] = (), name: str = "postgres", port: int | None = None
+    ) -> None:
+        postgres = find_binary("postgres")
+        initdb = find_binary("initdb")
+        if postgres is None or initdb is None:
             raise ServiceUnavailable(f"initdb/postgres not found on PATH or in {POSTGRES_BIN_GLOB}")
         super().__init__(name, port=port, start_timeout=60.0)
-        sibling = Path(postgres).with_name("initdb")  # keep initdb and postgres of one version
+        sibling = Path(postgres).with_name("initdb")  # initdb of the same version as postgres
         self.initdb = str(sibling) if sibling.exists() else initdb
         self.binary = postgres
         self.extra_args = list(extra_args)
-        user = self._run_as()
-        if user is not None:
-            os.chown(self.data_dir, user.pw_uid, user.pw_gid)
+        uid, gid, _ = self._identity()
+        if uid is not None and gid is not None:
+            os.chown(self.data_dir, uid, gid)
 
     @property
     def url(self) -> str:
         """``postgresql://postgres@127.0.0.1:PORT/postgres``."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run_as(self) -> pwd.struct_passwd | None:
+    def _identity(self) -> tuple[int | None, int | None, list[int] | None]:
         if os.geteuid() != 0:
-            return None
-        for candidate in ("postgres", "nobody"):
-            try:
-                return pwd.getpwnam(candidate)
-            except KeyError:
-                continue
-        raise ServiceUnavailable("running as root and neither a 'postgres' nor a 'nobody' user exists")
+            return None, None, None
+        users = {entry.pw_name: entry for entry in pwd.getpwall()}
+        user = users.get("postgres") or users.get("nobody")
+        if user is None:
+            raise ServiceUnavailable("running as root, and no 'postgres' or 'nobody' user exists")
+        return user.pw_uid, user.pw_gid, []
 
     def _prepare(self) -> None:
         argv = [
@@ -379,12 +364,14 @@ class LocalPostgresServer(_LocalServer):
             "-E", "UTF8", "--locale=C", "--no-sync",
         ]  # fmt: skip
         uid, gid, groups = self._identity()
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             argv, cwd=self.data_dir, capture_output=True, text=True, timeout=120,
             env={**os.environ, "LC_ALL": "C"}, user=uid, group=gid, extra_groups=groups,
         )  # fmt: skip
         if result.returncode != 0:
-            raise ServiceUnavailable(f"initdb failed ({result.returncode}): {' '.join(argv)}\n{result.stderr[-3000:]}")
+            raise ServiceUnavailable(
+                f"initdb failed ({result.returncode}): {' '.join(argv)}\n{result.stderr[-3000:]}"
+            )
 
     def _argv(self) -> list[str]:
         return [
@@ -402,9 +389,9 @@ class LocalPostgresServer(_LocalServer):
 class LocalMongoServer(_LocalServer):
     """A private ``secantusd-py`` (SecantusDB, a MongoDB-compatible server).
 
-    Data lives in a real WiredTiger directory, and ``--sync-on-commit`` is on,
-    so acknowledged writes survive ``kill()``. The server advertises itself as
-    the primary of a one-node replica set named ``secantus``; transactions work.
+    Data lives in a real WiredTiger directory and ``--sync-on-commit`` is on, so
+    acknowledged writes survive :meth:`kill`. The server advertises itself as the
+    primary of a one-node replica set named ``secantus``; transactions work.
 
     Args:
         extra_args: Further ``secantusd-py`` arguments.
@@ -412,15 +399,19 @@ class LocalMongoServer(_LocalServer):
         port: Port to listen on; a free one when omitted.
     """
 
-    def __init__(self, *, extra_args: Sequence[str] = (), name: str = "mongodb", port: int | None = None) -> None:
-        found = find_binary(SECANTUS_SERVER)
-        if found is None:
-            raise ServiceUnavailable(f"{SECANTUS_SERVER} not found next to {sys.executable} or on PATH")
+    def __init__(
+        self, *, extra_args: Sequence[str] = (), name: str = "mongodb", port: int | None = None
+    ) -> None:
+        binary = find_binary(SECANTUS_SERVER)
+        if binary is None:
+            raise ServiceUnavailable(
+                f"{SECANTUS_SERVER} not found next to {sys.executable} or on PATH"
+            )
         super().__init__(name, port=port)
-        self.binary = found
+        self.binary = binary
         self.extra_args = list(extra_args)
         self.config_path = self.data_dir / "secantusd.toml"
-        self.config_path.touch()  # an explicit config stops auto-discovery of stray ones
+        self.config_path.touch()  # an explicit (empty) config disables config auto-discovery
 
     @property
     def url(self) -> str:
@@ -429,8 +420,9 @@ class LocalMongoServer(_LocalServer):
 
     def _argv(self) -> list[str]:
         return [
-            self.binary, "--config", str(self.config_path), "--host", "127.0.0.1", "--port", str(self.port),
-            "--storage-path", str(self.data_dir / "wt"), "--sync-on-commit", *self.extra_args,
+            self.binary, "--config", str(self.config_path), "--host", "127.0.0.1",
+            "--port", str(self.port), "--storage-path", str(self.data_dir / "wt"),
+            "--sync-on-commit", *self.extra_args,
         ]  # fmt: skip
 
     def _ping(self) -> bool:
@@ -438,13 +430,16 @@ class LocalMongoServer(_LocalServer):
 
 
 class LocalRedisCluster(ServiceEndpoint):
-    """A Redis Cluster of ``masters`` private ``redis-server`` nodes, no replicas.
+    """A Redis Cluster of private ``redis-server`` nodes, all masters, no replicas.
+
+    Attributes:
+        nodes: The node servers; each can be stopped, killed and started on its own.
 
     Args:
         masters: Number of master nodes (at least 3).
         use_redis_cli: Create the cluster with ``redis-cli --cluster create``;
-            None means "if redis-cli is available", False assigns slots with
-            ``CLUSTER ADDSLOTSRANGE``/``CLUSTER MEET`` directly.
+            None means "when redis-cli is on PATH"; False assigns slots with
+            ``CLUSTER ADDSLOTSRANGE`` and joins nodes with ``CLUSTER MEET``.
         node_timeout_ms: ``cluster-node-timeout`` of every node.
         extra_args: Further ``redis-server`` arguments for every node.
     """
@@ -459,42 +454,39 @@ class LocalRedisCluster(ServiceEndpoint):
         node_timeout_ms: int = 5000,
         extra_args: Sequence[str] = (),
     ) -> None:
+        if masters < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters")
+        cli = find_binary("redis-cli") if use_redis_cli is not False else None
+        if use_redis_cli and cli is None:
+            raise ServiceUnavailable("redis-cli not found on PATH")
         super().__init__("redis_cluster")
+        self.redis_cli = cli
         self.start_timeout = 30.0
         self.nodes: list[LocalRedisServer] = []
+        self._created = False
         try:
             for index in range(masters):
                 args = [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-port", str(free_port()), "--cluster-node-timeout", str(node_timeout_ms),
-                    *extra_args,
+                    "--cluster-port", str(free_port()),
+                    "--cluster-node-timeout", str(node_timeout_ms), *extra_args,
                 ]  # fmt: skip
-                self.nodes.append(LocalRedisServer(name=f"redis-cluster-{index}", extra_args=args))
+                self.nodes.append(LocalRedisServer(name=f"redis_cluster{index}", extra_args=args))
         except BaseException:
             self.close()
             raise
-        cli = find_binary("redis-cli")
-        self.redis_cli = cli if use_redis_cli is not False else None
-        if use_redis_cli and cli is None:
-            raise ServiceUnavailable("redis-cli not found on PATH")
-        self._created = False
 
     @property
     def url(self) -> str:
         """``redis://127.0.0.1:PORT`` of the first node (a seed for cluster clients)."""
         return f"redis://127.0.0.1:{self.nodes[0].port}"
 
-    @property
-    def port(self) -> int:
-        """Port of the first node."""
-        return self.nodes[0].port
-
     def is_running(self) -> bool:
         """Whether every node process is alive."""
         return all(node.is_running() for node in self.nodes)
 
     def start(self) -> None:
-        """Start every node, create the cluster on first start, and wait for ``cluster_state:ok``."""
+        """Start every node, create the cluster the first time, wait for ``cluster_state:ok``."""
         self._check_open()
         for node in self.nodes:
             node.start()
@@ -525,22 +517,27 @@ class LocalRedisCluster(ServiceEndpoint):
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
     def wait_ok(self, timeout: float | None = None) -> None:
-        """Wait until every running node reports ``cluster_state:ok``.
+        """Wait until every node reports ``cluster_state:ok``.
+
+        Args:
+            timeout: Seconds to wait; ``start_timeout`` when omitted.
 
         Raises:
-            ServiceUnavailable: The cluster is not ok within the timeout.
+            ServiceUnavailable: The cluster is not ok in time.
         """
         deadline = time.monotonic() + (timeout or self.start_timeout)
         states: list[str] = []
         while time.monotonic() < deadline:
             try:
-                states = [self.cluster_info(i).get("cluster_state", "?") for i in range(len(self.nodes))]
-            except (OSError, ServiceUnavailable) as exc:
+                states = [self.cluster_info(i)["cluster_state"] for i in range(len(self.nodes))]
+            except (OSError, KeyError, ServiceUnavailable) as exc:
                 states = [repr(exc)]
-            if states and all(state == "ok" for state in states):
+            if all(state == "ok" for state in states):
                 return
             time.sleep(0.1)
-        raise ServiceUnavailable(f"redis cluster not ok (states {states}); node 0 log:\n{self.nodes[0].log_tail()}")
+        raise ServiceUnavailable(
+            f"redis cluster not ok (states {states}); node 0 log:\n{self.nodes[0].log_tail()}"
+        )
 
     def _create(self) -> None:
         ports = [node.port for node in self.nodes]
@@ -549,13 +546,176 @@ class LocalRedisCluster(ServiceEndpoint):
             argv += ["--cluster-replicas", "0", "--cluster-yes"]
             result = subprocess.run(argv, capture_output=True, text=True, timeout=60)  # noqa: S603
             if result.returncode != 0:
-                raise ServiceUnavailable(f"{' '.join(argv)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+                raise ServiceUnavailable(
+                    f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}"
+                )
             return
-        total = 16384
         for index, node in enumerate(self.nodes):
-            first, last = index * total // len(ports), (index + 1) * total // len(ports) - 1
+            first, last = index * 16384 // len(ports), (index + 1) * 16384 // len(ports) - 1
             redis_command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
             redis_command(node.port, "CLUSTER", "SET-CONFIG-EPOCH", str(index + 1))
         for node in self.nodes[1:]:
-            bus = node.extra_args[node.extra_args.index("--cluster-port") + 1]
+            bus = _option(node.extra_args, "--cluster-port") or str(node.port + 10000)
             redis_command(ports[0], "CLUSTER", "MEET", "127.0.0.1", str(node.port), bus)
+
+
+def local_endpoint(name: str, extra_args: Sequence[str] = ()) -> ServiceEndpoint:
+    """A not yet started local server for ``name``.
+
+    Raises:
+        ServiceUnavailable: The server's binaries are not installed.
+    """
+    if name == "redis":
+        return LocalRedisServer(extra_args=extra_args)
+    if name == "postgres":
+        return LocalPostgresServer(extra_args=extra_args)
+    if name == "mongodb":
+        return LocalMongoServer(extra_args=extra_args)
+    return LocalRedisCluster(extra_args=extra_args)
+
+
+def _testcontainers(module: str) -> Any:
+    try:
+        return importlib.import_module(f"testcontainers.community.{module}")
+    except ImportError:  # testcontainers < 4.10 has no "community" package
+        return importlib.import_module(f"testcontainers.{module}")
+
+
+class DockerEndpoint(ServiceEndpoint):
+    """A server in a Docker container started with testcontainers.
+
+    The container port is bound to a fixed free host port, so the URL survives
+    stop/start; the container's filesystem (and so its data) survives too. The
+    image is ``POLYSTORE_TEST_<NAME>_IMAGE`` if set, else redis:7, postgres:16
+    or mongo:7 (run as a one-node replica set ``rs0``, for transactions).
+
+    Args:
+        name: ``"redis"``, ``"postgres"`` or ``"mongodb"``.
+        extra_args: Further server arguments.
+        start_timeout: Seconds to wait for the server after a start.
+    """
+
+    provider = "docker"
+
+    def __init__(
+        self, name: str, *, extra_args: Sequence[str] = (), start_timeout: float = 120.0
+    ) -> None:
+        if name not in DOCKER_IMAGES:
+            raise ServiceUnavailable(f"no Docker image is configured for {name!r}")
+        super().__init__(name)
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.password = _option(extra_args, "--requirepass") if name == "redis" else None
+        image = os.environ.get(f"POLYSTORE_TEST_{name.upper()}_IMAGE", DOCKER_IMAGES[name])
+        self._container: Any = None
+        try:
+            self._container = self._make_container(image, list(extra_args))
+            self._container.start()
+            self.host = self._container.get_container_host_ip()
+            if name == "mongodb":
+                self._initiate_replica_set()
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_container(self, image: str, args: list[str]) -> Any:
+        container: Any
+        if self.name == "redis":
+            container = _testcontainers("redis").RedisContainer(image, password=self.password)
+            command = ["redis-server", "--appendonly", "yes", "--appendfsync", "always", *args]
+        elif self.name == "postgres":
+            credentials = {"username": "postgres", "password": "postgres", "dbname": "postgres"}
+            container = _testcontainers("postgres").PostgresContainer(
+                image, driver=None, **credentials
+            )
+            command = ["postgres", "-c", "fsync=on", "-c", "max_connections=200", *args]
+        else:
+            container = _testcontainers("mongodb").MongoDbContainer(image)
+            # No root user: with --replSet it would also need a keyfile.
+            container._configure = lambda: None
+            command = ["--replSet", "rs0", "--bind_ip_all", *args]
+        container.with_command(command)
+        container.with_bind_ports(_CONTAINER_PORTS[self.name], self.port)
+        return container
+
+    @property
+    def url(self) -> str:
+        """The driver URL of the container's server on its bound host port."""
+        where = f"{self.host}:{self.port}"
+        if self.name == "redis":
+            return f"redis://{':' + self.password + '@' if self.password else ''}{where}/0"
+        if self.name == "postgres":
+            return f"postgresql://postgres:postgres@{where}/postgres"
+        return f"mongodb://{where}/?directConnection=true"
+
+    def _initiate_replica_set(self) -> None:
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
+        config = {"_id": "rs0", "members": [{"_id": 0, "host": "127.0.0.1:27017"}]}
+        deadline = time.monotonic() + self.start_timeout
+        client: MongoClient[dict[str, Any]] = MongoClient(self.url, serverSelectionTimeoutMS=2000)
+        with client:
+            while True:
+                try:
+                    client.admin.command("replSetInitiate", config)
+                except PyMongoError as exc:  # noqa: PERF203 - polling until mongod is up
+                    if "already initialized" in str(exc):
+                        return
+                    if time.monotonic() > deadline:
+                        raise ServiceUnavailable(f"replSetInitiate failed: {exc}") from exc
+                    time.sleep(0.2)
+                else:
+                    return
+
+    def _ready(self) -> bool:
+        if self.name == "redis":
+            try:
+                reply = redis_command(self.port, "PING", password=self.password, host=self.host)
+            except (OSError, ServiceUnavailable):
+                return False
+            return reply == "PONG"
+        if self.name == "postgres":
+            return pg_ready(self.port, host=self.host)
+        return mongo_ready(self.port, host=self.host, primary=True)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                out = b"".join(part or b"" for part in self._container.get_logs())
+                tail = "\n".join(out.decode(errors="replace").splitlines()[-30:])
+                raise ServiceUnavailable(
+                    f"{self.name} container did not answer within {self.start_timeout:.0f}s; "
+                    f"log:\n{tail}"
+                )
+            time.sleep(0.1)
+
+    def start(self) -> None:
+        """Start the stopped container again and wait until the server answers."""
+        self._check_open()
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status != "running":
+            wrapped.start()
+        self._wait_ready()
+
+    def stop(self) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after 15 s)."""
+        self._check_open()
+        self._container.get_wrapped_container().stop(timeout=15)
+
+    def kill(self) -> None:
+        """SIGKILL the container's main process."""
+        self._check_open()
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status == "running":
+            wrapped.kill()
+
+    def _cleanup(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):  # best effort: the engine may be gone already
+                self._container.stop()

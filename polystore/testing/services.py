@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import abc
 import atexit
+import contextlib
 import importlib
 import os
 import socket
-import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, ClassVar
@@ -30,8 +30,7 @@ __all__ = [
     "DOCKER_ENV",
     "SECANTUS_REQUIREMENT",
     "SERVICE_NAMES",
-    "DockerEndpoint",
-    "FaultControlUnavailable",
+    "FaultControlError",
     "ServiceEndpoint",
     "ServiceUnavailable",
     "UrlEndpoint",
@@ -59,20 +58,21 @@ _INSTALL_HINTS = {
     "postgres": "install PostgreSQL so that `initdb` and `postgres` are on PATH or in "
     "/usr/lib/postgresql/<version>/bin (e.g. `apt-get install postgresql`)",
     "mongodb": f"`pip install {SECANTUS_REQUIREMENT}` (provides the `secantusd-py` server)",
-    "redis_cluster": "install redis-server and redis-cli on PATH (e.g. `apt-get install redis-server`)",
+    "redis_cluster": "install redis-server and redis-cli on PATH "
+    "(e.g. `apt-get install redis-server`)",
 }
 
 
-class ServiceUnavailable(RuntimeError):
+class ServiceUnavailable(RuntimeError):  # noqa: N818 - the public name of this error
     """No server could be provided, or a server failed to start or answer."""
 
 
-class FaultControlUnavailable(NotImplementedError):
+class FaultControlError(NotImplementedError):
     """stop/start/kill were called on a server this process does not own."""
 
 
 def url_env(name: str) -> str:
-    """The environment variable that supplies a URL for ``name``, e.g. ``POLYSTORE_TEST_REDIS_URL``."""
+    """The environment variable giving a URL for ``name``, e.g. ``POLYSTORE_TEST_REDIS_URL``."""
     return f"POLYSTORE_TEST_{_check_name(name).upper()}_URL"
 
 
@@ -96,7 +96,8 @@ _OPEN_ENDPOINTS: set[ServiceEndpoint] = set()
 @atexit.register
 def _close_leftovers() -> None:
     for endpoint in list(_OPEN_ENDPOINTS):
-        endpoint.close()
+        with contextlib.suppress(Exception):  # e.g. a half-constructed endpoint
+            endpoint.close()
 
 
 class ServiceEndpoint(abc.ABC):
@@ -150,6 +151,7 @@ class ServiceEndpoint(abc.ABC):
         _OPEN_ENDPOINTS.discard(self)
         self._cleanup()
 
+    @abc.abstractmethod
     def _cleanup(self) -> None:
         """Release what the endpoint owns (subclass hook for :meth:`close`)."""
 
@@ -161,12 +163,19 @@ class ServiceEndpoint(abc.ABC):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} provider={self.provider} url={self.url}>"
+        try:
+            url = self.url
+        except (AttributeError, IndexError):  # not fully constructed
+            url = "?"
+        return f"<{type(self).__name__} {self.name} provider={self.provider} url={url}>"
 
 
 class UrlEndpoint(ServiceEndpoint):
@@ -188,26 +197,29 @@ class UrlEndpoint(ServiceEndpoint):
         """The URL as given."""
         return self._url
 
-    def _no_fault_control(self, action: str) -> FaultControlUnavailable:
-        return FaultControlUnavailable(
-            f"cannot {action} {self.name}: fault control needs a private server, but this one comes "
-            f"from {url_env(self.name)}; unset it to let the tests start their own server"
+    def _no_fault_control(self, action: str) -> FaultControlError:
+        return FaultControlError(
+            f"cannot {action} {self.name}: fault control needs a private server, but this one "
+            f"comes from {url_env(self.name)}; unset it to let the tests start their own server"
         )
 
+    def _cleanup(self) -> None:
+        """Nothing to release: the server belongs to someone else."""
+
     def start(self) -> None:
-        """Raises :class:`FaultControlUnavailable`."""
+        """Raises :class:`FaultControlError`."""
         raise self._no_fault_control("start")
 
     def stop(self) -> None:
-        """Raises :class:`FaultControlUnavailable`."""
+        """Raises :class:`FaultControlError`."""
         raise self._no_fault_control("stop")
 
     def kill(self) -> None:
-        """Raises :class:`FaultControlUnavailable`."""
+        """Raises :class:`FaultControlError`."""
         raise self._no_fault_control("kill")
 
     def restart(self) -> None:
-        """Raises :class:`FaultControlUnavailable`."""
+        """Raises :class:`FaultControlError`."""
         raise self._no_fault_control("restart")
 
 
@@ -239,7 +251,7 @@ def docker_available(timeout: float = 3.0) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "no usable engine"
         return False
 
 
@@ -255,29 +267,21 @@ def unavailable_message(name: str, reasons: Sequence[str] = ()) -> str:
     """
     lines = [
         f"No {name} server is available for the integration tests. Provide one of:",
-        f"  - set {url_env(name)}={_EXAMPLE_URLS[name]} (an existing server; fault tests then cannot run)",
+        f"  - set {url_env(name)}={_EXAMPLE_URLS[name]} "
+        "(an existing server; fault tests then cannot run)",
         "  - start a Docker engine (with the `docker` and `testcontainers` packages installed)",
         f"  - {_INSTALL_HINTS[name]}",
-        f"To skip these tests instead of failing, set {ALLOW_SKIP_ENV}=1 or pass --polystore-allow-skip.",
+        f"To skip these tests instead of failing, set {ALLOW_SKIP_ENV}=1 "
+        "or pass --polystore-allow-skip.",
     ]
     if reasons:
         lines.append("Tried: " + "; ".join(reasons))
     return "\n".join(lines)
 
 
-def _local_endpoint(name: str, extra_args: Sequence[str]) -> ServiceEndpoint:
-    from polystore.testing import _servers
-
-    if name == "redis":
-        return _servers.LocalRedisServer(extra_args=extra_args)
-    if name == "postgres":
-        return _servers.LocalPostgresServer(extra_args=extra_args)
-    if name == "mongodb":
-        return _servers.LocalMongoServer(extra_args=extra_args)
-    return _servers.LocalRedisCluster(extra_args=extra_args)
-
-
-def resolve_service(name: str, *, allow_skip: bool, extra_args: Sequence[str] = ()) -> ServiceEndpoint:
+def resolve_service(
+    name: str, *, allow_skip: bool, extra_args: Sequence[str] = ()
+) -> ServiceEndpoint:
     """Provide a running ``name`` server from the first provider that is available.
 
     Args:
@@ -297,17 +301,19 @@ def resolve_service(name: str, *, allow_skip: bool, extra_args: Sequence[str] = 
     if url:
         _check_reachable(name, url)
         return UrlEndpoint(name, url)
+    from polystore.testing import _servers  # imported late: it subclasses ServiceEndpoint
+
     reasons: list[str] = []
-    if name in _IMAGES:
+    if name in _servers.DOCKER_IMAGES:
         if docker_available():
             try:
-                return DockerEndpoint(name, extra_args=extra_args)
-            except Exception as exc:
+                return _servers.DockerEndpoint(name, extra_args=extra_args)
+            except Exception as exc:  # noqa: BLE001 - reported, then the local provider is tried
                 reasons.append(f"docker: {type(exc).__name__}: {exc}")
         else:
             reasons.append("docker: no Docker engine answered")
     try:
-        endpoint = _local_endpoint(name, extra_args)
+        endpoint = _servers.local_endpoint(name, extra_args)
     except ServiceUnavailable as exc:
         reasons.append(f"local: {exc}")
     else:
