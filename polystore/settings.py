@@ -12,7 +12,9 @@ default_ttl = 1800
 ```
 
 With no backends configured, one embedded SQLite backend (``./.polystore/polystore.db``)
-serves the standard routes ``sessions``, ``profiles`` and ``transactions``.
+serves the standard routes ``sessions``, ``profiles`` and ``transactions``. With exactly one
+backend and no routes, that backend serves the standard routes (and must meet their
+requirements); otherwise only the routes configured exist.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class PolystoreSettings(BaseSettings):
             )
         }
         routes = dict(self.routes)
-        if len(backends) == 1:
+        if not routes and len(backends) == 1:
             (only,) = backends
             for name in STANDARD_ROUTES:
                 routes.setdefault(name, RouteConfig(backend=only))

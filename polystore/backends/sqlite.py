@@ -98,8 +98,8 @@ class SqliteBackend(BaseBackend):
         return conn
 
     async def _open(self) -> None:
-        await asyncio.to_thread(_ensure_folder, self.settings.path)
         with map_errors(self.name, "open"):
+            await asyncio.to_thread(_ensure_folder, self.settings.path)
             self._writer = await self._connect()
             for statement in q.SCHEMA:
                 await self._writer.execute(statement)

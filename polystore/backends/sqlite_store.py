@@ -43,8 +43,9 @@ def map_errors(backend: str, operation: str, key: str | None = None) -> Iterator
         raise StoreUnavailableError(
             f"sqlite error: {text}", backend=backend, operation=operation, key=key
         ) from exc
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        # ValueError: aiosqlite reports a closed connection this way.
+    except (sqlite3.DatabaseError, ValueError, OSError) as exc:
+        # ValueError: aiosqlite reports a closed connection this way; OSError: the
+        # database folder cannot be created.
         raise StoreUnavailableError(
             f"sqlite error: {exc}", backend=backend, operation=operation, key=key
         ) from exc

@@ -1,8 +1,33 @@
 """polystore's test kit: the conformance suite and real-server fixtures.
 
-Enable the fixtures in a test suite with ``pytest_plugins = ["polystore.testing"]``.
+Enable the fixtures (``redis_service``, ``postgres_service``, ``mongodb_service``,
+``redis_cluster_service``) in a test suite's top-level ``conftest.py``::
+
+    pytest_plugins = ["polystore.testing"]
+
+and run the conformance suite against a backend by subclassing :class:`StoreConformance`.
 """
 
 from polystore.testing.conformance import StoreConformance, eventually, requires
+from polystore.testing.fixtures import (
+    mongodb_service,
+    postgres_service,
+    pytest_addoption,
+    redis_cluster_service,
+    redis_service,
+)
+from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, resolve_service
 
-__all__ = ["StoreConformance", "eventually", "requires"]
+__all__ = [
+    "ServiceEndpoint",
+    "ServiceUnavailable",
+    "StoreConformance",
+    "eventually",
+    "mongodb_service",
+    "postgres_service",
+    "pytest_addoption",
+    "redis_cluster_service",
+    "redis_service",
+    "requires",
+    "resolve_service",
+]

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import asyncio
+import datetime
+import pickle
+
+import pytest
+
+from polystore import (
+    ConflictError,
+    JsonCodec,
+    PolystoreError,
+    RetryPolicy,
+    SerializationError,
+    StoreUnavailableError,
+    redact_url,
+)
+from polystore.codecs import CodecRegistry
+from polystore.errors import PluginError, RouteRequirementError
+from polystore.redact import redact_text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), {"a": [float("inf")]}, {1: "x"}, datetime.datetime.now(), {1, 2}, b"x"],
+    ids=repr,
+)
+def test_json_codec_refuses_what_json_cannot_hold(value: object) -> None:
+    with pytest.raises(SerializationError):
+        JsonCodec().encode(value)  # type: ignore[arg-type]
+
+
+def test_json_codec_keeps_null_values() -> None:
+    codec = JsonCodec()
+    assert codec.decode(codec.encode({"a": None, "b": [None]})) == {"a": None, "b": [None]}
+
+
+def test_json_codec_reports_corrupt_data() -> None:
+    with pytest.raises(SerializationError):
+        JsonCodec().decode(b"{not json")
+
+
+def test_codec_registry_refuses_duplicates_and_names_known_codecs() -> None:
+    registry = CodecRegistry()
+    with pytest.raises(PluginError):
+        registry.register(JsonCodec())
+    with pytest.raises(PluginError, match="json"):
+        registry.get("pickle")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://:pw@localhost:6379/0", "redis://:***@localhost:6379/0"),
+        ("rediss://user:pw@h:1/2", "rediss://user:***@h:1/2"),
+        ("postgresql://u:p%40ss@h1,h2/db?sslmode=require", "postgresql://u:***@h1,h2/db?sslmode=require"),
+        ("mongodb+srv://a:b@cluster/db", "mongodb+srv://a:***@cluster/db"),
+        ("postgresql://h/db?password=pw", "postgresql://h/db?password=***"),
+        ("unix:///tmp/r.sock?password=pw", "unix:///tmp/r.sock?password=***"),
+        ("redis://localhost:6379", "redis://localhost:6379"),
+    ],
+)
+def test_urls_are_redacted(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_free_text_is_redacted() -> None:
+    text = "could not connect to postgresql://bob:hunter2@db:5432 (password=hunter2)"
+    assert "hunter2" not in redact_text(text)
+
+
+def test_errors_carry_context_and_survive_pickling() -> None:
+    error = ConflictError("version mismatch", backend="b", operation="save", key="k")
+    assert str(error) == "version mismatch [backend='b', operation='save', key='k']"
+    clone = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    assert isinstance(clone, ConflictError)
+    assert clone.key == "k"
+    route_error = RouteRequirementError("m", route="r", missing=("ttl",))
+    assert pickle.loads(pickle.dumps(route_error)).missing == ("ttl",)  # noqa: S301
+
+
+def test_long_keys_are_shortened_in_messages() -> None:
+    error = PolystoreError("boom", key="k" * 500)
+    assert len(str(error)) < 200
+
+
+def test_retry_policy_retries_only_unavailable_errors() -> None:
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise StoreUnavailableError("down")
+        return "up"
+
+    policy = RetryPolicy(attempts=3, base_delay=0.001)
+
+    async def call_with_retry() -> str:
+        try:
+            return await flaky()
+        except StoreUnavailableError as exc:
+            return await policy.retry(exc, flaky)
+
+    assert asyncio.run(call_with_retry()) == "up"
+    assert calls == 3
+
+    with pytest.raises(ConflictError):
+        asyncio.run(policy.retry(ConflictError("no"), flaky))
+
+
+def test_retry_policy_gives_up_after_its_attempts() -> None:
+    async def down() -> str:
+        raise StoreUnavailableError("still down")
+
+    with pytest.raises(StoreUnavailableError, match="still down"):
+        asyncio.run(RetryPolicy(attempts=2, base_delay=0.001).retry(StoreUnavailableError("x"), down))
+
+
+def test_retry_delays_grow_and_are_capped() -> None:
+    policy = RetryPolicy(base_delay=0.1, max_delay=0.3)
+    assert all(0 <= policy.delay(n) <= 0.3 for n in range(1, 10) for _ in range(20))
