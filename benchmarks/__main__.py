@@ -1,0 +1,75 @@
+"""``python -m benchmarks``: polystore vs the raw drivers vs peer libraries, one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+
+from benchmarks.report import as_json, machine, render, versions
+from benchmarks.servers import SERVER_NAMES, Servers, bench_env
+from benchmarks.suite import BACKENDS, run_suite
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark polystore against the raw drivers and peer libraries, "
+        "interleaved round by round on the same servers.",
+    )
+    parser.add_argument(
+        "--backend", choices=[*BACKENDS, "all"], action="append",
+        help="backend to benchmark (repeatable; default: all)",
+    )  # fmt: skip
+    parser.add_argument("--smoke", action="store_true", help="a few ops per workload, 2 rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="measured rounds (default 5)")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument("--no-mixed", action="store_true", help="skip the routed mixed workload")
+    for name in SERVER_NAMES:
+        parser.add_argument(
+            f"--{name}-url", metavar="URL",
+            help=f"use this server (else ${bench_env(name)}, else a private server)",
+        )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = args.backend or ["all"]
+    backends = list(BACKENDS) if "all" in chosen else list(dict.fromkeys(chosen))
+    rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 5)
+    meta = {
+        "command": " ".join(
+            [
+                ".venv/bin/python -m benchmarks",
+                *map(shlex.quote, sys.argv[1:] if argv is None else argv),
+            ]
+        ),
+        "machine": machine(),
+        "versions": versions(),
+        "rounds": rounds,
+        "smoke": args.smoke,
+    }
+    urls = {name: getattr(args, f"{name}_url") for name in SERVER_NAMES}
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    with Servers(urls) as servers:
+        sections = asyncio.run(
+            run_suite(
+                backends, servers, smoke=args.smoke, rounds=rounds, mixed=not args.no_mixed, log=log
+            )
+        )
+    print(render(sections, meta))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(as_json(sections, meta), out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
