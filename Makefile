@@ -1,0 +1,46 @@
+# Developer commands. Every target creates .venv on first use, so each works on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test check lint types docs bench bench-smoke install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(PIP) -e .
+
+install-dev: $(BIN)/python
+	$(PIP) -e ".[dev]" $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
+
+## demo: the embedded default (SQLite under ./.polystore), no server needed
+demo: install
+	$(BIN)/polystore demo
+
+## test: lint, types, docs, then the whole test suite against private real servers
+test: install-dev lint types docs
+	$(BIN)/python -m pytest
+
+check: test
+
+lint: install-dev
+	$(BIN)/ruff check polystore tests plugins benchmarks
+	$(BIN)/ruff format --check polystore tests plugins benchmarks
+
+types: install-dev
+	$(BIN)/mypy --strict polystore $(foreach dir,$(PLUGIN_DIRS),$(dir)/src)
+
+docs: install-dev
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+bench: install-dev
+	$(BIN)/python -m benchmarks
+
+bench-smoke: install-dev
+	$(BIN)/python -m benchmarks --smoke
+
+clean:
+	rm -rf $(VENV) .polystore .pytest_cache .mypy_cache .ruff_cache
