@@ -1,0 +1,81 @@
+"""Building the redis-py client from :class:`~polystore_redis.settings.RedisSettings`."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from polystore import ConfigurationError
+from polystore.redact import redact_text
+from polystore_redis.settings import RedisSettings
+
+__all__ = ["RedisClient", "build_client", "is_cluster_client"]
+
+RedisClient: TypeAlias = "Redis | RedisCluster"
+"""A single-server or cluster client of redis-py's asyncio API."""
+
+
+def _no_driver_retries() -> Retry:
+    # polystore retries idempotent reads itself; redis-py must never resend a write
+    # whose reply was lost, so its own retries are off.
+    return Retry(NoBackoff(), 0)
+
+
+def _tls_options(settings: RedisSettings) -> dict[str, Any]:
+    if not settings.uses_tls:
+        return {}
+    tls = settings.tls
+    options: dict[str, Any] = {
+        "ssl_cert_reqs": "required" if tls.verify else "none",
+        "ssl_check_hostname": tls.verify and tls.check_hostname,
+    }
+    if tls.ca_file is not None:
+        options["ssl_ca_certs"] = tls.ca_file
+    if tls.cert_file is not None:
+        options["ssl_certfile"] = tls.cert_file
+    if tls.key_file is not None:
+        options["ssl_keyfile"] = tls.key_file
+    if tls.key_password is not None:
+        if settings.is_cluster:
+            raise ConfigurationError("tls.key_password is not supported with Redis Cluster")
+        options["ssl_password"] = tls.key_password.get_secret_value()
+    return options
+
+
+def build_client(settings: RedisSettings) -> RedisClient:
+    """Create the client the settings describe (no I/O: redis-py connects lazily).
+
+    Single servers get a blocking pool of ``pool_size`` connections that waits at most
+    ``timeout`` for a free one; a cluster client keeps ``pool_size`` connections per node.
+
+    Raises:
+        ConfigurationError: The URL or an option is rejected by redis-py.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": settings.timeout,
+        "socket_connect_timeout": settings.connect_timeout or settings.timeout,
+        "retry": _no_driver_retries(),
+        **_tls_options(settings),
+    }
+    url = settings.driver_url()
+    try:
+        if settings.is_cluster:
+            return RedisCluster.from_url(url, max_connections=settings.pool_size, **options)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=settings.pool_size, timeout=settings.timeout, **options
+        )
+    except (ValueError, TypeError) as exc:
+        # Not chained: the driver's exception may quote the URL it was given.
+        raise ConfigurationError(
+            f"redis url {settings.redacted_url()} is not usable: {redact_text(str(exc))}"
+        ) from None
+    return Redis.from_pool(pool)
+
+
+def is_cluster_client(client: object) -> bool:
+    """Whether ``client`` is a redis-py asyncio cluster client."""
+    return isinstance(client, RedisCluster)

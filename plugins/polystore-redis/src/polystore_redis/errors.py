@@ -1,0 +1,164 @@
+"""Translation of redis-py exceptions into polystore errors: the one place it happens.
+
+========================================  ===========================================
+redis-py                                  polystore
+========================================  ===========================================
+refused, reset, closed, pool exhausted    :class:`~polystore.StoreUnavailableError`
+LOADING, BUSY, READONLY, OOM, MISCONF,    :class:`~polystore.StoreUnavailableError`
+CLUSTERDOWN, TRYAGAIN, MASTERDOWN         (the server refused: nothing was applied)
+timeout                                   :class:`~polystore.StoreTimeoutError`
+a write's reply lost after it was sent    :class:`~polystore.UnknownOutcomeError`
+``WatchError`` (a watched key changed)    :class:`~polystore.ConflictError`
+anything else                             :class:`~polystore.StoreError`
+========================================  ===========================================
+
+Every translated error is chained to the driver's (``raise ... from exc``) and its
+message is passed through :func:`~polystore.redact.redact_text`: redis-py names only
+``host:port`` in its messages, and nothing here adds a URL or a password.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from redis import exceptions as rx
+
+from polystore import (
+    ConflictError,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    UnknownOutcomeError,
+    ValidationError,
+)
+from polystore.redact import redact_text
+
+__all__ = ["ErrorMap", "map_errors", "translate"]
+
+# Messages redis-py gives to failures that happen before a command is written.
+_NOT_SENT = (
+    "connecting to",
+    "Timeout connecting",
+    "No connection available",
+    "Too many connections",
+    "Connection not ready",
+    "Connection has data",
+)
+_REFUSED_BEFORE_RUNNING = (
+    "LOADING",
+    "BUSY",
+    "READONLY",
+    "OOM",
+    "MISCONF",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "NOREPLICAS",
+)
+# Errors raised before a command is written (some are missing from older redis-py).
+_NEVER_SENT: tuple[type[BaseException], ...] = tuple(
+    cls
+    for cls in (
+        rx.AuthenticationError,
+        rx.BusyLoadingError,
+        getattr(rx, "AuthorizationError", None),
+        getattr(rx, "MaxConnectionsError", None),
+    )
+    if isinstance(cls, type)
+)
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether the command may have reached the server before ``exc`` happened."""
+    if isinstance(exc, _NEVER_SENT):
+        return False
+    text = str(exc)
+    return not any(marker in text for marker in _NOT_SENT)
+
+
+def translate(
+    exc: BaseException,
+    backend: str,
+    operation: str,
+    key: str | None = None,
+    *,
+    write: bool = False,
+) -> StoreError:
+    """Return the polystore error for a redis-py (or socket) exception.
+
+    Args:
+        exc: What redis-py raised.
+        backend: Store or backend name, for the message.
+        operation: The operation that failed.
+        key: The key involved, if any.
+        write: Whether the operation changes data; a write whose reply was lost after it
+            was sent has an unknown outcome.
+    """
+    detail = redact_text(str(exc)) or type(exc).__name__
+    where = {"backend": backend, "operation": operation, "key": key}
+    if isinstance(exc, rx.WatchError):
+        return ConflictError(f"a watched key changed before commit: {detail}", **where)
+    if isinstance(exc, rx.AuthenticationError):
+        return StoreUnavailableError(f"redis authentication failed: {detail}", **where)
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
+        if write and _sent(exc):
+            return UnknownOutcomeError(
+                f"the connection failed after the write was sent, so it may or may not "
+                f"have been applied: {detail}",
+                **where,
+            )
+        if isinstance(exc, (rx.TimeoutError, TimeoutError)):
+            return StoreTimeoutError(f"redis did not answer in time: {detail}", **where)
+        return StoreUnavailableError(f"redis is unreachable: {detail}", **where)
+    if isinstance(exc, (rx.ClusterDownError, rx.SlotNotCoveredError, rx.ClusterError)):
+        return StoreUnavailableError(f"redis cluster is unavailable: {detail}", **where)
+    if isinstance(exc, rx.ResponseError) and detail.startswith(_REFUSED_BEFORE_RUNNING):
+        return StoreUnavailableError(f"redis refused the command: {detail}", **where)
+    if isinstance(exc, rx.DataError):
+        return ValidationError(f"redis rejected the arguments: {detail}", **where)
+    if isinstance(exc, rx.ResponseError) and detail.startswith("WRONGTYPE"):
+        return StoreError(
+            f"the key holds a Redis value that this store did not write: {detail}", **where
+        )
+    return StoreError(f"redis error: {detail}", **where)
+
+
+class ErrorMap:
+    """Context manager that translates driver exceptions raised in its block.
+
+    A small class rather than a generator-based context manager: it sits on every call.
+    """
+
+    __slots__ = ("backend", "key", "operation", "write")
+
+    def __init__(self, backend: str, operation: str, key: str | None, write: bool) -> None:
+        self.backend = backend
+        self.operation = operation
+        self.key = key
+        self.write = write
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, (rx.RedisError, OSError)):
+            raise translate(exc, self.backend, self.operation, self.key, write=self.write) from exc
+
+
+def map_errors(
+    backend: str, operation: str, key: str | None = None, *, write: bool = False
+) -> ErrorMap:
+    """Translate redis-py exceptions raised in a ``with`` block (see :func:`translate`).
+
+    Args:
+        backend: Store or backend name, for the message.
+        operation: The operation in progress.
+        key: The key involved, if any.
+        write: Whether the operation changes data.
+    """
+    return ErrorMap(backend, operation, key, write)
