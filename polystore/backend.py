@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import TypeVar
 
 from polystore.errors import StoreUnavailableError, ValidationError
 from polystore.protocol import DataStore
@@ -13,6 +14,7 @@ from polystore.types import Capabilities, Health
 __all__ = ["BaseBackend", "validate_namespace"]
 
 _MAX_NAMESPACE = 128
+_B = TypeVar("_B", bound="BaseBackend")
 
 
 def validate_namespace(name: object) -> str:
@@ -89,7 +91,7 @@ class BaseBackend(ABC):
         """Check that the server answers."""
         return await self._health()
 
-    async def __aenter__(self) -> BaseBackend:
+    async def __aenter__(self: _B) -> _B:
         await self.open()
         return self
 

@@ -19,7 +19,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_plugins_lists_builtin_backends_with_capabilities(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugins_lists_builtin_backends_with_capabilities(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["--json", "plugins"]) == 0
     rows = {row["backend"]: row for row in json.loads(capsys.readouterr().out)["backends"]}
     assert rows["sqlite"]["distribution"] == "polystore-sdk"
@@ -38,7 +40,8 @@ def test_check_fails_with_a_route_requirement_error(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (workdir / "polystore.toml").write_text(
-        '[backends.mem]\nplugin = "memory"\n[routes.ledger]\nbackend = "mem"\nrequires = ["durable"]\n'
+        '[backends.mem]\nplugin = "memory"\n'
+        '[routes.ledger]\nbackend = "mem"\nrequires = ["durable"]\n'
     )
     assert main(["--json", "check"]) == 1
     report = json.loads(capsys.readouterr().out)

@@ -53,7 +53,10 @@ def test_codec_registry_refuses_duplicates_and_names_known_codecs() -> None:
     [
         ("redis://:pw@localhost:6379/0", "redis://:***@localhost:6379/0"),
         ("rediss://user:pw@h:1/2", "rediss://user:***@h:1/2"),
-        ("postgresql://u:p%40ss@h1,h2/db?sslmode=require", "postgresql://u:***@h1,h2/db?sslmode=require"),
+        (
+            "postgresql://u:p%40ss@h1,h2/db?sslmode=require",
+            "postgresql://u:***@h1,h2/db?sslmode=require",
+        ),
         ("mongodb+srv://a:b@cluster/db", "mongodb+srv://a:***@cluster/db"),
         ("postgresql://h/db?password=pw", "postgresql://h/db?password=***"),
         ("unix:///tmp/r.sock?password=pw", "unix:///tmp/r.sock?password=***"),
@@ -72,11 +75,11 @@ def test_free_text_is_redacted() -> None:
 def test_errors_carry_context_and_survive_pickling() -> None:
     error = ConflictError("version mismatch", backend="b", operation="save", key="k")
     assert str(error) == "version mismatch [backend='b', operation='save', key='k']"
-    clone = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    clone = pickle.loads(pickle.dumps(error))
     assert isinstance(clone, ConflictError)
     assert clone.key == "k"
     route_error = RouteRequirementError("m", route="r", missing=("ttl",))
-    assert pickle.loads(pickle.dumps(route_error)).missing == ("ttl",)  # noqa: S301
+    assert pickle.loads(pickle.dumps(route_error)).missing == ("ttl",)
 
 
 def test_long_keys_are_shortened_in_messages() -> None:
@@ -114,7 +117,9 @@ def test_retry_policy_gives_up_after_its_attempts() -> None:
         raise StoreUnavailableError("still down")
 
     with pytest.raises(StoreUnavailableError, match="still down"):
-        asyncio.run(RetryPolicy(attempts=2, base_delay=0.001).retry(StoreUnavailableError("x"), down))
+        asyncio.run(
+            RetryPolicy(attempts=2, base_delay=0.001).retry(StoreUnavailableError("x"), down)
+        )
 
 
 def test_retry_delays_grow_and_are_capped() -> None:

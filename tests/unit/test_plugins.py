@@ -19,7 +19,7 @@ from polystore import (
 )
 from polystore.backends.memory import MemoryBackend, MemorySettings
 
-PLUGIN_SOURCE = '''
+PLUGIN_SOURCE = """
 from polystore import BackendSpec, hookimpl
 from polystore.backends.memory import CAPABILITIES, MemoryBackend, MemorySettings
 
@@ -35,12 +35,10 @@ def polystore_register_backends(registry):
             description="test plugin",
         )
     )
-'''
+"""
 
 
-def install_distribution(
-    root: Path, dist: str, entry_name: str, module: str, source: str
-) -> None:
+def install_distribution(root: Path, dist: str, entry_name: str, module: str, source: str) -> None:
     """Lay out a module and its .dist-info (METADATA + entry_points.txt) under ``root``."""
     (root / f"{module}.py").write_text(source)
     info = root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
@@ -92,7 +90,7 @@ def test_two_plugins_registering_one_backend_name_clash(site: Path) -> None:
         site, "clash-two", "two", "clash_two", PLUGIN_SOURCE.format(backend="samename")
     )
 
-    with pytest.raises(PluginError, match="clash.*samename"):
+    with pytest.raises(PluginError, match=r"clash.*samename"):
         _ = PluginManager().backends
 
 
@@ -147,7 +145,7 @@ def test_a_misspelled_hook_is_reported(site: Path) -> None:
 
 def test_a_plugin_that_fails_to_import_names_itself(site: Path) -> None:
     install_distribution(site, "broken-store", "broken", "broken_plugin", "import no_such_mod\n")
-    with pytest.raises(PluginError, match="broken.*broken-store"):
+    with pytest.raises(PluginError, match=r"broken.*broken-store"):
         _ = PluginManager().backends
 
 
