@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from polystore.settings import (
 from polystore.types import Capabilities, Health, JSONValue, Version
 
 __all__ = ["PolyglotPersistenceManager", "Polystore", "RouteInfo"]
+
+logger = logging.getLogger("polystore")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -168,6 +171,7 @@ class Polystore:
                 backend=route.backend,
             )
         self._routes[name] = store
+        logger.debug("route %s -> %s (%s)", name, store.name, ",".join(required.names()))
         self._route_info[name] = RouteInfo(
             name=name,
             backend=route.backend,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import TypeVar
@@ -12,6 +13,8 @@ from polystore.protocol import DataStore
 from polystore.types import Capabilities, Health
 
 __all__ = ["BaseBackend", "validate_namespace"]
+
+logger = logging.getLogger("polystore")
 
 _MAX_NAMESPACE = 128
 _B = TypeVar("_B", bound="BaseBackend")
@@ -70,6 +73,8 @@ class BaseBackend(ABC):
             if not self._opened:
                 await self._open()
                 self._opened = True
+                # repr() of a backend shows redacted URLs only.
+                logger.info("opened %r (%s)", self, ",".join(self.capabilities.names()))
 
     async def aclose(self) -> None:
         """Release what the backend owns. Idempotent."""
@@ -78,6 +83,7 @@ class BaseBackend(ABC):
         self._closed = True
         if self._opened:
             await self._close()
+            logger.info("closed %r", self)
 
     def namespace(self, name: str) -> DataStore:
         """Return the store of namespace ``name`` (created on first use)."""

@@ -1,10 +1,25 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pydantic
 import pytest
 
-from polystore import ConfigurationError, Polystore, PolystoreSettings, load_settings
+from polystore import (
+    BackendRegistry,
+    BackendSpec,
+    Capabilities,
+    ConfigurationError,
+    PluginManager,
+    Polystore,
+    PolystoreSettings,
+    RouteRequirementError,
+    hookimpl,
+    load_settings,
+    redact_url,
+)
+from polystore.backends.memory import MemoryBackend, MemorySettings
 
 SECRET = "s3cr3t-p4ss"
 
@@ -100,3 +115,44 @@ async def test_invalid_backend_options_never_echo_the_secret() -> None:
 def test_settings_objects_pass_through_unchanged() -> None:
     settings = PolystoreSettings()
     assert load_settings(settings) is settings
+
+
+class _SecretSettings(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    plugin: str = "vault"
+    url: pydantic.SecretStr
+
+
+class _VaultBackend(MemoryBackend):
+    def __init__(self, settings: _SecretSettings, *, name: str = "vault") -> None:
+        super().__init__(MemorySettings(), name=name)
+        self.url = settings.url
+
+    def __repr__(self) -> str:
+        return f"<VaultBackend {self.name!r} url={redact_url(self.url.get_secret_value())!r}>"
+
+
+class _VaultPlugin:
+    __name__ = "vault"
+
+    @hookimpl
+    def polystore_register_backends(self, registry: BackendRegistry) -> None:
+        registry.register(BackendSpec("vault", _VaultBackend, _SecretSettings, Capabilities.TTL))
+
+
+@pytest.mark.asyncio
+async def test_no_secret_reaches_logs_reprs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="polystore")
+    config = {
+        "backends": {"v": {"plugin": "vault", "url": f"vault://admin:{SECRET}@host/0"}},
+        "routes": {"ledger": {"backend": "v", "requires": ["durable"]}},
+    }
+    manager = PluginManager(entry_points=False, plugins=[_VaultPlugin()])
+    ps = Polystore.from_config(config, plugins=manager)
+    with pytest.raises(RouteRequirementError) as info:
+        await ps.start()
+    assert any("opened" in record.getMessage() for record in caplog.records)
+    assert all(SECRET not in record.getMessage() for record in caplog.records)
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(ps)
+    assert SECRET not in repr(ps.settings)
