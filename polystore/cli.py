@@ -170,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     lines = ["polystore demo"]
     lines += [
-        f"  {step['step']:<58} -> {step['store']:<34} {step['ms']:7.2f} ms"
+        f"  {step['step']:<70} -> {step['store']:<32} {step['ms']:7.2f} ms"
         for step in report["steps"]
     ]
     lines.append("demo ok" if report["ok"] else "demo FAILED")
