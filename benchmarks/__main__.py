@@ -25,7 +25,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="backend to benchmark (repeatable; default: all)",
     )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="a few ops per workload, 2 rounds")
-    parser.add_argument("--rounds", type=int, default=None, help="measured rounds (default 5)")
+    parser.add_argument("--rounds", type=int, default=None, help="measured rounds (default 7)")
+    parser.add_argument(
+        "--seconds", type=float, default=0.6,
+        help="aimed duration of the slowest library's run of one workload (default 0.6)",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--no-mixed", action="store_true", help="skip the routed mixed workload")
     for name in SERVER_NAMES:
@@ -40,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = args.backend or ["all"]
     backends = list(BACKENDS) if "all" in chosen else list(dict.fromkeys(chosen))
-    rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 5)
+    rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 7)
     meta = {
         "command": " ".join(
             [
@@ -61,7 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Servers(urls) as servers:
         sections = asyncio.run(
             run_suite(
-                backends, servers, smoke=args.smoke, rounds=rounds, mixed=not args.no_mixed, log=log
+                backends,
+                servers,
+                smoke=args.smoke,
+                rounds=rounds,
+                seconds=args.seconds,
+                mixed=not args.no_mixed,
+                log=log,
             )
         )
     print(render(sections, meta))

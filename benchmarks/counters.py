@@ -14,6 +14,7 @@ the difference by command (its own snapshot commands removed):
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -102,8 +103,8 @@ class PostgresCounter:
         )
         counts: dict[str, int] = {}
         for row in rows:
-            if "pg_stat_statements" not in row["query"]:
-                name = _statement_name(row["query"])
+            name = _statement_name(row["query"])
+            if name is not None and "pg_stat_statements" not in row["query"]:
                 counts[name] = counts.get(name, 0) + int(row["calls"])
         return counts
 
@@ -111,9 +112,20 @@ class PostgresCounter:
         await self._conn.close()
 
 
-def _statement_name(query: str) -> str:
-    words = " ".join(query.split())
-    return words if len(words) <= 60 else words[:57] + "..."
+_POOL_RESET = {"CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()"}
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+((?:\"[^\"]+\"|[\w.])+)", re.IGNORECASE)
+
+
+def _statement_name(query: str) -> str | None:
+    """``"SELECT bench_raw"`` for a statement; asyncpg's pool reset counts once."""
+    text = " ".join(query.split())
+    if text in _POOL_RESET:
+        return None  # the same reset also runs RESET ALL, which stands for it
+    if text == "RESET ALL":
+        return "pool reset"
+    verb = text.split(" ", 1)[0].upper()
+    table = _TABLE.search(text)
+    return f"{verb} {table.group(1)}" if table else text[:40]
 
 
 async def open_counter(server: str, url: str) -> Counter | None:

@@ -36,7 +36,11 @@ async def open_pykv(
         elif server == "mongodb":
             from key_value.aio.stores.mongodb import MongoDBStore
 
-            store = MongoDBStore(url=location, db_name="bench_pykv", default_collection=collection)
+            from benchmarks.raw_mongodb import durable_client
+
+            client = durable_client(location)  # the same write concern as the others
+            stack.push_async_callback(client.close)
+            store = MongoDBStore(client=client, db_name="bench_pykv", default_collection=collection)
         elif server == "postgres":
             from key_value.aio.stores.postgresql import PostgreSQLStore
 

@@ -1,8 +1,10 @@
 """Run the libraries side by side: one section per backend, plus the routed ``mixed`` section.
 
-Within a section every workload is run once per library as a warm-up, then ``rounds``
-times with the libraries interleaved (A B C, B C A, C A B, ...), so a slow moment of the
-machine hits every library alike and the per-round ratios compare like with like.
+Within a section each workload gets one warm-up run per library, then ``rounds`` rounds
+with the libraries interleaved (A B C, B C A, C A B, ...): a slow moment of the machine
+hits every library alike, and the per-round ratios compare like with like. Full runs
+scale each workload after the warm-up so that the slowest library's run lasts about
+``seconds``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from polystore.bench import (
     KeySpace,
     Ops,
     Sizes,
-    measure,
-    mixed_plan,
+    Workload,
+    interleave,
+    prepare_mixed,
     run_mixed,
 )
 
@@ -35,6 +38,19 @@ MIXED = "mixed"
 MIXED_ROUTES = {"sessions": "redis", "profiles": "mongodb", "transactions": "postgres"}
 BATCH_WORKLOADS = ("save_batch", "get_batch")
 Log = Callable[[str], None]
+Active = dict[str, tuple[Ops, KeySpace]]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every section shares."""
+
+    servers: Servers
+    workdir: Path
+    sizes: Sizes
+    rounds: int
+    seconds: float | None
+    log: Log
 
 
 @dataclass
@@ -60,55 +76,55 @@ class Section:
     counters: dict[str, dict[str, dict[str, int] | None]] = field(default_factory=dict)
 
 
-def _collection(library: str) -> str:
-    return "bench_" + library.replace("-", "_")
-
-
-def _sqlite_path(workdir: Path, name: str) -> str:
-    return str(workdir / f"{name}.db")
-
-
 async def _open_library(
-    stack: AsyncExitStack, library: str, server: str, location: str, sizes: Sizes, ttl: float | None
+    stack: AsyncExitStack, library: str, server: str, location: str, run: Run, ttl: float | None
 ) -> Library:
-    space = KeySpace("doc:", sizes.keyspace)
-    opener = OPENERS[library]
-    if server == "sqlite":
+    space = KeySpace("doc:", run.sizes.keyspace)
+    if server == "sqlite":  # one database file per library
         location = str(Path(location).with_name(f"{Path(location).stem}_{library}.db"))
+    collection = "bench_" + library.replace("-", "_")
     try:
-        ops = await opener(stack, server, location, collection=_collection(library), ttl=ttl)
+        ops = await OPENERS[library](stack, server, location, collection=collection, ttl=ttl)
     except UnavailableError as exc:
         return Library(library, None, space, str(exc))
     return Library(library, ops, space)
 
 
-async def _interleave(
-    target: str, libraries: Sequence[Library], sizes: Sizes, rounds: int, log: Log
-) -> list[BenchResult]:
+async def _clean(ops: Ops | None, space: KeySpace) -> None:
+    if ops is not None and ops.delete_many is not None:
+        keys = space.all_keys
+        for start in range(0, len(keys), 500):
+            await ops.delete_many(keys[start : start + 500])
+
+
+async def _run_workloads(target: str, libraries: Sequence[Library], run: Run) -> list[BenchResult]:
     results: list[BenchResult] = []
     for workload in SINGLE_WORKLOADS:
-        active = [
-            lib for lib in libraries
-            if lib.ops is not None and (not workload.needs_cas or lib.ops.increment is not None)
-        ]  # fmt: skip
-        figures: dict[str, list[float]] = {lib.name: [] for lib in active}
-        for round_index in range(rounds + 1):  # round 0 is the warm-up
-            shift = round_index % max(len(active), 1)
-            for lib in active[shift:] + active[:shift]:
-                assert lib.ops is not None
-                await workload.prepare(lib.ops, sizes, lib.space)
-                rate = await measure(functools.partial(workload.run, lib.ops, sizes, lib.space))
-                if round_index:
-                    figures[lib.name].append(rate)
+        active: Active = {}
         for lib in libraries:
-            if lib.name in figures:
-                results.append(
-                    BenchResult(target, workload.name, lib.name, tuple(figures[lib.name]))
-                )
-            else:
-                note = lib.note or "n/a: no compare-and-set"
-                results.append(BenchResult(target, workload.name, lib.name, (), note))
-        log(f"  {target} {workload.name}: done")
+            if lib.ops is not None and (not workload.needs_cas or lib.ops.increment):
+                active[lib.name] = (lib.ops, lib.space)
+
+        async def prepare(
+            name: str, sizes: Sizes, workload: Workload = workload, active: Active = active
+        ) -> None:
+            ops, space = active[name]
+            await workload.prepare(ops, sizes, space)
+
+        async def measured(
+            name: str, sizes: Sizes, workload: Workload = workload, active: Active = active
+        ) -> int:
+            ops, space = active[name]
+            return await workload.run(ops, sizes, space)
+
+        rates = await interleave(
+            list(active), prepare, measured, run.sizes, run.rounds, run.seconds
+        )
+        for lib in libraries:
+            got = tuple(rates.get(lib.name, ()))
+            note = "" if got else (lib.note or "n/a: no compare-and-set")
+            results.append(BenchResult(target, workload.name, lib.name, got, note))
+        run.log(f"  {target} {workload.name}: done")
     return results
 
 
@@ -119,47 +135,42 @@ async def _batch_counters(
     for lib in libraries:
         if lib.ops is None:
             continue
-        ops, space = lib.ops, lib.space
-        items = space.items(0, sizes.batch)
-        found["save_batch"][lib.name] = await count_commands(
-            counter, functools.partial(ops.save_many, items)
-        )
-        found["get_batch"][lib.name] = await count_commands(
-            counter, functools.partial(ops.get_many, list(items))
-        )
+        items = lib.space.items(0, sizes.batch)
+        save = functools.partial(lib.ops.save_many, items)
+        found["save_batch"][lib.name] = await count_commands(counter, save)
+        get = functools.partial(lib.ops.get_many, list(items))
+        found["get_batch"][lib.name] = await count_commands(counter, get)
     return found
 
 
-async def run_backend(
-    backend: str, servers: Servers, workdir: Path, sizes: Sizes, rounds: int, log: Log
-) -> Section:
+async def run_backend(backend: str, run: Run) -> Section:
     """Benchmark every library on one backend."""
     section = Section(backend)
     if backend == "sqlite":
-        location = _sqlite_path(workdir, "bench")
+        location = str(run.workdir / "bench.db")
         section.where = "embedded file, synchronous=FULL, WAL"
     else:
-        url = servers.url(backend)
+        url = run.servers.url(backend)
         if url is None:
-            section.status = f"no server: {servers.problems.get(backend, 'unavailable')}"
+            section.status = f"no server: {run.servers.problems.get(backend, 'unavailable')}"
             return section
         location = url
-        version = await server_version(backend, location)
-        section.where = f"{servers.providers.get(backend, '?')} server {version}"
+        provider = run.servers.providers.get(backend, "?")
+        section.where = f"{provider} server, {await server_version(backend, location)}"
     async with AsyncExitStack() as stack:
         libraries = [
-            await _open_library(stack, name, backend, location, sizes, None)
+            await _open_library(stack, name, backend, location, run, None)
             for name in libraries_for(backend)
         ]
         if libraries[0].ops is None:
             section.status = libraries[0].note
             return section
-        log(f"{backend}: {', '.join(lib.name for lib in libraries if lib.ops)}")
-        section.results = await _interleave(backend, libraries, sizes, rounds, log)
+        run.log(f"{backend}: {', '.join(lib.name for lib in libraries if lib.ops)}")
+        section.results = await _run_workloads(backend, libraries, run)
         counter = None if backend == "sqlite" else await open_counter(backend, location)
         if counter is not None:
             try:
-                section.counters = await _batch_counters(counter, libraries, sizes)
+                section.counters = await _batch_counters(counter, libraries, run.sizes)
             finally:
                 await counter.close()
         for lib in libraries:
@@ -167,73 +178,62 @@ async def run_backend(
     return section
 
 
-async def _clean(ops: Ops | None, space: KeySpace) -> None:
-    if ops is not None and ops.delete_many is not None:
-        keys = space.all_keys
-        for start in range(0, len(keys), 500):
-            await ops.delete_many(keys[start : start + 500])
-
-
-async def run_mixed_section(
-    servers: Servers, workdir: Path, sizes: Sizes, rounds: int, log: Log, allowed: Sequence[str]
-) -> Section:
-    """The routed workload: sessions on Redis (with ttl), profiles on MongoDB,
-    transactions on PostgreSQL; a route whose server is not among ``allowed`` or whose
-    server or plugin is missing uses SQLite."""
-    section = Section(MIXED)
-    placement: dict[str, tuple[str, str]] = {}
-    async with AsyncExitStack() as stack:
-        libraries = [
-            Library(name, None, KeySpace("doc:", 1)) for name in (POLYSTORE, RAW, PYKV, AIOCACHE)
-        ]
-        for route, server in MIXED_ROUTES.items():
-            url = servers.url(server) if server in allowed else None
-            ttl = SESSION_TTL if route == "sessions" else None
-            probe = None
-            if url is not None:
-                probe = await _open_library(stack, POLYSTORE, server, url, sizes, ttl)
-            location = url
-            if location is None or probe is None or probe.ops is None:
-                server, location = "sqlite", _sqlite_path(workdir, f"mixed_{route}")
-            placement[route] = (server, location)
-            for lib in libraries:
-                if lib.name == POLYSTORE and probe is not None and probe.ops is not None:
-                    opened = probe
-                else:
-                    opened = await _open_library(stack, lib.name, server, location, sizes, ttl)
-                if opened.ops is None:
-                    lib.note = lib.note or opened.note
-                else:
-                    lib.routes[route] = opened.ops
-                    lib.spaces[route] = KeySpace(f"{route}:", sizes.keyspace)
-        section.where = ", ".join(f"{route}: {server}" for route, (server, _) in placement.items())
-        active = [lib for lib in libraries if len(lib.routes) == len(MIXED_ROUTES)]
+async def _place_routes(
+    stack: AsyncExitStack, libraries: list[Library], run: Run, allowed: Sequence[str]
+) -> dict[str, str]:
+    """Open every library on every route; a route without polystore's plugin uses SQLite."""
+    placement = {}
+    for route, server in MIXED_ROUTES.items():
+        url = run.servers.url(server) if server in allowed else None
+        ttl = SESSION_TTL if route == "sessions" else None
+        probe = (
+            None if url is None else await _open_library(stack, POLYSTORE, server, url, run, ttl)
+        )
+        if url is None or probe is None or probe.ops is None:
+            server, url, probe = "sqlite", str(run.workdir / f"mixed_{route}.db"), None
+        placement[route] = server
         for lib in libraries:
-            if lib not in active and not lib.note:
-                lib.note = "n/a: no store for every route"
-        plan = mixed_plan(list(MIXED_ROUTES), sizes.mixed_ops)
-        figures: dict[str, list[float]] = {lib.name: [] for lib in active}
-        for lib in active:
+            opened = probe if lib.name == POLYSTORE and probe is not None else None
+            opened = opened or await _open_library(stack, lib.name, server, url, run, ttl)
+            if opened.ops is None:
+                lib.note = lib.note or opened.note
+            else:
+                lib.routes[route] = opened.ops
+                lib.spaces[route] = KeySpace(f"{route}:", run.sizes.keyspace)
+    return placement
+
+
+async def run_mixed_section(run: Run, allowed: Sequence[str]) -> Section:
+    """The routed workload: sessions on Redis (with ttl), profiles on MongoDB, transactions
+    on PostgreSQL; a route whose server is not in ``allowed``, or is missing, uses SQLite."""
+    section = Section(MIXED)
+    async with AsyncExitStack() as stack:
+        names = (POLYSTORE, RAW, PYKV, AIOCACHE)
+        libraries = [Library(name, None, KeySpace("doc:", 1)) for name in names]
+        placement = await _place_routes(stack, libraries, run, allowed)
+        section.where = ", ".join(f"{route}: {server}" for route, server in placement.items())
+        active = {lib.name: lib for lib in libraries if len(lib.routes) == len(MIXED_ROUTES)}
+        for lib in active.values():
             for route, ops in lib.routes.items():
-                await lib.spaces[route].preload(ops, sizes.batch)
-        for round_index in range(rounds + 1):
-            shift = round_index % max(len(active), 1)
-            for lib in active[shift:] + active[:shift]:
-                run = functools.partial(
-                    run_mixed, lib.routes, lib.spaces, plan, sizes.mixed_concurrency
-                )
-                rate = await measure(run)
-                if round_index:
-                    figures[lib.name].append(rate)
-        for lib in active:
+                await lib.spaces[route].preload(ops, run.sizes.batch)
+
+        async def prepare(name: str, sizes: Sizes) -> None:
+            await prepare_mixed(active[name].routes, sizes)
+
+        async def measured(name: str, sizes: Sizes) -> int:
+            return await run_mixed(active[name].routes, active[name].spaces, sizes)
+
+        rates = await interleave(
+            list(active), prepare, measured, run.sizes, run.rounds, run.seconds
+        )
+        for lib in active.values():
             for route, ops in lib.routes.items():
                 await _clean(ops, lib.spaces[route])
         for lib in libraries:
-            rates = tuple(figures.get(lib.name, ()))
-            section.results.append(
-                BenchResult(MIXED, MIXED, lib.name, rates, "" if rates else lib.note)
-            )
-        log("  mixed: done")
+            got = tuple(rates.get(lib.name, ()))
+            note = "" if got else (lib.note or "n/a: no store for every route")
+            section.results.append(BenchResult(MIXED, MIXED, lib.name, got, note))
+        run.log("  mixed: done")
     return section
 
 
@@ -242,17 +242,26 @@ async def run_suite(
     servers: Servers,
     *,
     smoke: bool = False,
-    rounds: int = 5,
+    rounds: int = 7,
+    seconds: float = 0.6,
     mixed: bool = True,
     log: Log = print,
 ) -> list[Section]:
-    """Run the sections for ``backends`` (and ``mixed``); servers come from ``servers``."""
+    """Run the sections for ``backends`` (and ``mixed``); servers come from ``servers``.
+
+    Args:
+        backends: Any of ``sqlite``, ``redis``, ``postgres``, ``mongodb``.
+        servers: Where the server URLs come from.
+        smoke: A few operations per workload, no scaling.
+        rounds: Measured rounds after the warm-up.
+        seconds: Aimed duration of the slowest library's run of a workload.
+        mixed: Also run the routed ``mixed`` section.
+        log: Progress messages.
+    """
     sizes = Sizes.smoke() if smoke else Sizes()
     with tempfile.TemporaryDirectory(prefix="polystore-bench-") as tmp:
-        workdir = Path(tmp)
-        sections = [
-            await run_backend(backend, servers, workdir, sizes, rounds, log) for backend in backends
-        ]
+        run = Run(servers, Path(tmp), sizes, rounds, None if smoke else seconds, log)
+        sections = [await run_backend(backend, run) for backend in backends]
         if mixed:
-            sections.append(await run_mixed_section(servers, workdir, sizes, rounds, log, backends))
+            sections.append(await run_mixed_section(run, backends))
     return sections

@@ -1,29 +1,21 @@
 """Throughput workloads over :class:`~polystore.protocol.DataStore` objects.
 
-The workloads are written against :class:`Ops`, a handful of plain async callables, so the
-same definitions measure polystore (bound methods of a store, no wrapper in between) and,
-in the repository's ``benchmarks/`` suite, the raw drivers and other libraries.
+Workloads are written against :class:`Ops`, a few plain async callables, so one
+definition measures polystore (a store's own bound methods) and, in the repository's
+``benchmarks/`` suite, the raw drivers and other libraries.
 
-Every workload works on ~1 KB JSON documents (:func:`make_document`):
-
-=================  ===============================================================
-``save``           sequential saves
-``get``            sequential gets of stored keys
-``get_concurrent`` gets from 32 concurrent tasks
-``save_batch``     ``save_many`` of 100 documents (one op = one document)
-``get_batch``      ``get_many`` of 100 keys (one op = one document)
-``cas``            16 tasks incrementing one counter with read / compare-and-set
-                   loops (one op = one successful increment)
-``mixed``          sessions / profiles / transactions routes, 60 / 30 / 10, 80 % gets
-=================  ===============================================================
-
+Workloads, on ~1 KB JSON documents: ``save``, ``get``, ``get_concurrent`` (32 tasks),
+``save_batch`` / ``get_batch`` (100 per call, one op per document), ``cas`` (16 tasks
+incrementing one counter with read / compare-and-set loops, one op per increment) and
+``mixed`` (``sessions`` / ``profiles`` / ``transactions`` 60 / 30 / 10, 80 % reads).
 :func:`run_store_benchmarks` measures a mapping of route name to store (what
-``polystore bench`` does for a configured deployment); :func:`format_table` prints results.
+``polystore bench`` runs for a configured deployment); :func:`format_table` prints it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import gc
 import os
@@ -39,24 +31,11 @@ from polystore.protocol import DataStore
 from polystore.types import Capabilities, JSONValue
 
 __all__ = [
-    "MIXED_WEIGHTS",
-    "SESSION_TTL",
-    "SINGLE_WORKLOADS",
-    "BenchResult",
-    "KeySpace",
-    "Ops",
-    "Sizes",
-    "Workload",
-    "format_table",
-    "make_document",
-    "measure",
-    "mixed_plan",
-    "run_mixed",
-    "run_store_benchmarks",
-    "store_ops",
-]
+    "MIXED_WEIGHTS", "SESSION_TTL", "SINGLE_WORKLOADS", "BenchResult", "KeySpace", "Ops",
+    "Sizes", "Workload", "format_table", "interleave", "make_document",
+    "mixed_plan", "prepare_mixed", "run_mixed", "run_store_benchmarks", "store_ops",
+]  # fmt: skip
 
-DOCUMENT_BYTES = 1024
 SESSION_TTL = 1800.0
 """Seconds of expiry on every session write of the ``mixed`` workload."""
 MIXED_WEIGHTS = {"sessions": 6, "profiles": 3, "transactions": 1}
@@ -68,56 +47,55 @@ _READ_SHARE = 0.8
 class Sizes:
     """How much work one round of each workload does."""
 
-    ops: int = 2000
-    concurrent_ops: int = 4000
+    ops: int = 1000
+    concurrent_ops: int = 2000
     concurrency: int = 32
     batch: int = 100
-    batches: int = 20
+    batches: int = 10
     cas_tasks: int = 16
-    cas_increments: int = 20
-    mixed_ops: int = 2000
+    cas_increments: int = 10
+    mixed_ops: int = 1000
     mixed_concurrency: int = 16
-    keyspace: int = 2000
+    keyspace: int = 1000
 
     @classmethod
     def smoke(cls) -> Sizes:
         """A few operations per workload: finishes in seconds."""
-        return cls(
-            ops=20, concurrent_ops=64, batches=1, cas_tasks=4, cas_increments=3,
-            mixed_ops=40, keyspace=100,
+        return cls(ops=20, concurrent_ops=64, batches=1, cas_tasks=4, cas_increments=3,
+                   mixed_ops=40, keyspace=100)  # fmt: skip
+
+    def scaled(self, factor: float) -> Sizes:
+        """The same workloads with ``factor`` times the operations (at least a few)."""
+
+        def times(n: int, least: int = 1) -> int:
+            return max(least, round(n * factor))
+
+        return dataclasses.replace(
+            self, ops=times(self.ops, 10), concurrent_ops=times(self.concurrent_ops, 64),
+            batches=times(self.batches), cas_increments=times(self.cas_increments),
+            mixed_ops=times(self.mixed_ops, 32),
         )  # fmt: skip
 
 
 def make_document(index: int) -> dict[str, JSONValue]:
-    """A deterministic JSON document of about 1 KB (a user profile with a counter ``n``)."""
-    doc: dict[str, JSONValue] = {
-        "id": index,
-        "name": f"user-{index:08d}",
-        "email": f"user{index:08d}@example.com",
-        "active": index % 2 == 0,
-        "score": index * 0.25,
-        "n": 0,
+    """A deterministic JSON document of about 1 KB (a profile with a counter ``n``)."""
+    return {
+        "id": index, "name": f"user-{index:08d}", "email": f"user{index:08d}@example.com",
+        "active": index % 2 == 0, "score": index * 0.25, "n": 0,
         "tags": ["alpha", "beta", "gamma", "delta", "epsilon"],
         "address": {"street": f"{index} Main Street", "city": "Springfield", "zip": "12345"},
         "history": [{"at": 1_700_000_000 + i, "event": "login", "ok": True} for i in range(8)],
-    }
-    filler = DOCUMENT_BYTES - 600
-    doc["bio"] = ("lorem ipsum dolor sit amet " * 40)[: max(filler, 0)]
-    return doc
+        "bio": ("lorem ipsum dolor sit amet " * 20)[:424],
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Ops:
-    """The calls a workload makes. Use bound methods where possible: no extra frame.
+    """The calls a workload makes; bound methods where possible, so no extra frame.
 
-    Attributes:
-        get: ``await get(key)`` returns the decoded value or ``None``.
-        save: ``await save(key, value)`` stores a value.
-        get_many: ``await get_many(keys)`` returns values in order.
-        save_many: ``await save_many({key: value})`` stores a batch.
-        increment: ``await increment(key)`` adds 1 to the ``n`` field of the document
-            with a read / compare-and-set loop; None when the library has no CAS.
-        delete_many: ``await delete_many(keys)`` removes what the workloads wrote.
+    ``get``, ``save``, ``get_many`` and ``save_many`` (a ``{key: value}`` dict) as usual;
+    ``increment(key)`` adds 1 to the document's ``n`` with a read / compare-and-set loop
+    (None without CAS); ``delete_many(keys)`` removes what the workloads wrote.
     """
 
     get: Callable[[str], Awaitable[Any]]
@@ -153,22 +131,13 @@ class KeySpace:
 
     def items(self, start: int, count: int) -> dict[str, Any]:
         """``count`` key/document pairs from ``start``, wrapping around the key space."""
-        return {
-            self.keys[(start + i) % self.size]: self.docs[(start + i) % self.size]
-            for i in range(count)
-        }
+        size = self.size
+        return {self.keys[(start + i) % size]: self.docs[(start + i) % size] for i in range(count)}
 
     async def preload(self, ops: Ops, batch: int = 100) -> None:
         """Store every document of the key space with ``save_many``."""
         for start in range(0, self.size, batch):
             await ops.save_many(self.items(start, min(batch, self.size - start)))
-
-
-# -- workloads ---------------------------------------------------------------------------
-
-
-async def _noop(ops: Ops, sizes: Sizes, space: KeySpace) -> None:
-    return None
 
 
 async def _preload(ops: Ops, sizes: Sizes, space: KeySpace) -> None:
@@ -205,24 +174,17 @@ async def _get_concurrent(ops: Ops, sizes: Sizes, space: KeySpace) -> int:
     return sizes.concurrent_ops
 
 
-async def _save_batch(ops: Ops, sizes: Sizes, space: KeySpace) -> int:
+async def _batch(ops: Ops, sizes: Sizes, space: KeySpace, *, write: bool) -> int:
     batches = [space.items(b * sizes.batch, sizes.batch) for b in range(sizes.batches)]
     for items in batches:
-        await ops.save_many(items)
-    return sizes.batch * sizes.batches
-
-
-async def _get_batch(ops: Ops, sizes: Sizes, space: KeySpace) -> int:
-    batches = [list(space.items(b * sizes.batch, sizes.batch)) for b in range(sizes.batches)]
-    for keys in batches:
-        await ops.get_many(keys)
+        await (ops.save_many(items) if write else ops.get_many(list(items)))
     return sizes.batch * sizes.batches
 
 
 async def _cas(ops: Ops, sizes: Sizes, space: KeySpace) -> int:
     increment, key = ops.increment, space.cas_key
     if increment is None:
-        raise PolystoreError("cas workload needs Ops.increment")
+        raise PolystoreError("the cas workload needs Ops.increment")
 
     async def worker() -> None:
         for _ in range(sizes.cas_increments):
@@ -241,59 +203,83 @@ class Workload:
     """A named workload: untimed ``prepare``, then timed ``run`` returning its op count."""
 
     name: str
-    prepare: Callable[[Ops, Sizes, KeySpace], Awaitable[None]]
     run: Callable[[Ops, Sizes, KeySpace], Awaitable[int]]
+    setup: Callable[[Ops, Sizes, KeySpace], Awaitable[None]] | None = None
     needs_cas: bool = False
+
+    async def prepare(self, ops: Ops, sizes: Sizes, space: KeySpace) -> None:
+        """The untimed setup before a run (stored keys, a reset counter)."""
+        if self.setup is not None:
+            await self.setup(ops, sizes, space)
 
 
 SINGLE_WORKLOADS: tuple[Workload, ...] = (
-    Workload("save", _noop, _save),
-    Workload("get", _preload, _get),
-    Workload("get_concurrent", _preload, _get_concurrent),
-    Workload("save_batch", _noop, _save_batch),
-    Workload("get_batch", _preload, _get_batch),
-    Workload("cas", _reset_counter, _cas, needs_cas=True),
+    Workload("save", _save),
+    Workload("get", _get, _preload),
+    Workload("get_concurrent", _get_concurrent, _preload),
+    Workload("save_batch", functools.partial(_batch, write=True)),
+    Workload("get_batch", functools.partial(_batch, write=False), _preload),
+    Workload("cas", _cas, _reset_counter, needs_cas=True),
 )
 
 
-def mixed_plan(routes: Sequence[str], count: int, seed: int = 7) -> list[tuple[str, bool, int]]:
+@functools.lru_cache(maxsize=16)
+def mixed_plan(routes: tuple[str, ...], count: int) -> tuple[tuple[str, bool, int], ...]:
     """The same ``(route, is_read, index)`` sequence for every library that runs ``mixed``."""
-    rng = random.Random(seed)  # noqa: S311 - a reproducible plan, not a secret
-    weights = [MIXED_WEIGHTS.get(route, 1) for route in routes]
-    chosen = rng.choices(list(routes), weights=weights, k=count)
-    return [(route, rng.random() < _READ_SHARE, rng.randrange(1 << 30)) for route in chosen]
+    rng = random.Random(7)  # noqa: S311 - a reproducible plan, not a secret
+    chosen = rng.choices(routes, weights=[MIXED_WEIGHTS.get(r, 1) for r in routes], k=count)
+    return tuple((route, rng.random() < _READ_SHARE, rng.randrange(1 << 30)) for route in chosen)
 
 
-async def run_mixed(
-    routes: Mapping[str, Ops],
-    spaces: Mapping[str, KeySpace],
-    plan: Sequence[tuple[str, bool, int]],
-    concurrency: int,
-) -> int:
-    """Run ``plan`` over ``routes`` from ``concurrency`` tasks; return the op count."""
+async def prepare_mixed(routes: Mapping[str, Ops], sizes: Sizes) -> None:
+    """Build the ``mixed`` plan before timing starts."""
+    mixed_plan(tuple(routes), sizes.mixed_ops)
+
+
+async def run_mixed(routes: Mapping[str, Ops], spaces: Mapping[str, KeySpace], sizes: Sizes) -> int:
+    """Run the ``mixed`` plan over ``routes`` (keys preloaded); return the op count."""
+    plan, step = mixed_plan(tuple(routes), sizes.mixed_ops), sizes.mixed_concurrency
 
     async def worker(first: int) -> None:
-        for route, is_read, index in plan[first::concurrency]:
+        for route, is_read, index in plan[first::step]:
             space = spaces[route]
-            key = space.keys[index % space.size]
+            at = index % space.size
             if is_read:
-                await routes[route].get(key)
+                await routes[route].get(space.keys[at])
             else:
-                await routes[route].save(key, space.docs[index % space.size])
+                await routes[route].save(space.keys[at], space.docs[at])
 
-    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    await asyncio.gather(*(worker(w) for w in range(step)))
     return len(plan)
 
 
-async def measure(run: Callable[[], Awaitable[int]]) -> float:
-    """Time ``run()`` once and return operations per second."""
-    gc.collect()
-    started = time.perf_counter()
-    count = await run()
-    return count / (time.perf_counter() - started)
+async def interleave(
+    names: Sequence[str], prepare: Callable[[str, Sizes], Awaitable[None]],
+    run: Callable[[str, Sizes], Awaitable[int]], sizes: Sizes, rounds: int,
+    seconds: float | None = None,
+) -> dict[str, list[float]]:  # fmt: skip
+    """Ops/s by name of ``rounds`` measured rounds of one workload, after a warm-up round.
 
-
-# -- polystore targets ---------------------------------------------------------------------
+    The order rotates every round (A B C, B C A, ...), so a slow moment of the machine
+    hits every target alike. With ``seconds``, the work is scaled after the warm-up so
+    that the slowest target's run lasts about that long.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds + 1):
+        shift = index % max(len(names), 1)
+        slowest = 0.0
+        for name in [*names[shift:], *names[:shift]]:
+            await prepare(name, sizes)
+            gc.collect()
+            started = time.perf_counter()
+            count = await run(name, sizes)
+            elapsed = time.perf_counter() - started
+            slowest = max(slowest, elapsed)
+            if index:
+                rates[name].append(count / elapsed)
+        if index == 0 and seconds is not None and slowest > 0:
+            sizes = sizes.scaled(min(20.0, max(0.02, seconds / slowest)))
+    return rates
 
 
 async def _increment_store(store: DataStore, key: str) -> None:
@@ -311,12 +297,7 @@ async def _increment_store(store: DataStore, key: str) -> None:
 
 
 def store_ops(store: DataStore, *, ttl: float | None = None) -> Ops:
-    """The :class:`Ops` of a polystore store: its own bound methods.
-
-    Args:
-        store: The store to measure.
-        ttl: Expiry for every save (sessions), or None.
-    """
+    """The :class:`Ops` of a polystore store: its own bound methods (``ttl`` on saves)."""
     save: Callable[[str, Any], Awaitable[Any]] = store.save
     if ttl is not None:
         save = functools.partial(store.save, ttl=ttl)
@@ -328,15 +309,8 @@ def store_ops(store: DataStore, *, ttl: float | None = None) -> Ops:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Throughput of one library on one target and workload, per round.
-
-    Attributes:
-        target: Route or backend name.
-        workload: Workload name.
-        library: ``"polystore"``, ``"raw"`` or a peer library.
-        rounds: Operations per second of each measured round; empty when ``note`` says why.
-        note: Why there is no figure (``"n/a: no CAS"``), or empty.
-    """
+    """Ops/s of each measured round of one library (``"polystore"``, ``"raw"``, a peer) on
+    one target (route or backend) and workload; no rounds when ``note`` says why."""
 
     target: str
     workload: str
@@ -358,70 +332,53 @@ class BenchResult:
 async def run_store_benchmarks(
     stores: Mapping[str, DataStore], *, smoke: bool = False, rounds: int = 3
 ) -> list[BenchResult]:
-    """Measure every workload on every store, plus ``mixed`` across all of them.
+    """Measure every workload on every store, then ``mixed`` across all of them.
 
-    Writes only keys under a fresh ``polystore-bench-<random>-`` prefix and deletes them
-    afterwards. One warm-up pass precedes the measured rounds; within a round the
-    workloads and stores are interleaved.
+    Only keys under a fresh ``polystore-bench-<random>-`` prefix are written, and deleted
+    afterwards. Stores are interleaved round by round (see :func:`interleave`); full runs
+    aim at half a second per run. A route named ``sessions`` saves with a ttl.
 
     Args:
-        stores: Route (or any) name to store.
+        stores: Route name to store.
         smoke: A few operations per workload instead of thousands.
-        rounds: Measured rounds.
+        rounds: Measured rounds after the warm-up.
 
     Returns:
-        One result per store and workload (``cas`` is ``n/a`` without the CAS
-        capability), and one ``mixed`` result when there are stores.
+        One result per store and workload (``cas`` is n/a without CAS), then ``mixed``.
     """
+    if not stores:
+        return []
     sizes = Sizes.smoke() if smoke else Sizes()
+    seconds = None if smoke else 0.5
     prefix = f"polystore-bench-{os.urandom(4).hex()}-"
     spaces = {name: KeySpace(prefix, sizes.keyspace) for name in stores}
-    ops = {
-        name: store_ops(
-            store,
-            ttl=SESSION_TTL
-            if name == "sessions" and Capabilities.TTL in store.capabilities
-            else None,
-        )
-        for name, store in stores.items()
-    }
-    figures: dict[tuple[str, str], list[float]] = {}
-    plan = mixed_plan(list(stores), sizes.mixed_ops)
+    ops = {}
+    for name, store in stores.items():
+        has_ttl = Capabilities.TTL in store.capabilities
+        ops[name] = store_ops(store, ttl=SESSION_TTL if name == "sessions" and has_ttl else None)
+    results: list[BenchResult] = []
     try:
-        for round_index in range(rounds + 1):  # round 0 is the warm-up
-            for workload in SINGLE_WORKLOADS:
-                for name in stores:
-                    target = ops[name]
-                    if workload.needs_cas and target.increment is None:
-                        continue
-                    await workload.prepare(target, sizes, spaces[name])
-                    rate = await measure(
-                        functools.partial(workload.run, target, sizes, spaces[name])
-                    )
-                    if round_index:
-                        figures.setdefault((name, workload.name), []).append(rate)
-            if stores:
-                for name in stores:
-                    await spaces[name].preload(ops[name], sizes.batch)
-                rate = await measure(
-                    functools.partial(run_mixed, ops, spaces, plan, sizes.mixed_concurrency)
-                )
-                if round_index:
-                    figures.setdefault(("+".join(stores), "mixed"), []).append(rate)
+        for workload in SINGLE_WORKLOADS:
+            rates = await interleave(
+                [n for n in stores if ops[n].increment or not workload.needs_cas],
+                lambda n, sz, w=workload: w.prepare(ops[n], sz, spaces[n]),  # type: ignore[misc]
+                lambda n, sz, w=workload: w.run(ops[n], sz, spaces[n]),  # type: ignore[misc]
+                sizes, rounds, seconds,
+            )  # fmt: skip
+            for name in stores:
+                got = tuple(rates.get(name, ()))
+                note = "" if got else "n/a: no compare-and-set"
+                results.append(BenchResult(name, workload.name, "polystore", got, note))
+        for name in stores:
+            await spaces[name].preload(ops[name], sizes.batch)
+        mixed = await interleave(
+            ["+".join(stores)], lambda n, sz: prepare_mixed(ops, sz),
+            lambda n, sz: run_mixed(ops, spaces, sz), sizes, rounds, seconds,
+        )  # fmt: skip
+        results += [BenchResult(n, "mixed", "polystore", tuple(r)) for n, r in mixed.items()]
     finally:
         for name, store in stores.items():
             await store.delete_many(spaces[name].all_keys)
-    results = []
-    for name in stores:
-        for workload in SINGLE_WORKLOADS:
-            got = figures.get((name, workload.name))
-            note = "" if got else "n/a: no CAS"
-            results.append(BenchResult(name, workload.name, "polystore", tuple(got or ()), note))
-    if stores:
-        mixed_name = "+".join(stores)
-        results.append(
-            BenchResult(mixed_name, "mixed", "polystore", tuple(figures[(mixed_name, "mixed")]))
-        )
     return results
 
 
@@ -431,23 +388,13 @@ def _rate(value: float) -> str:
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """A plain-text table: target, workload, library, median ops/s and min-max over rounds."""
-    header = ("target", "workload", "library", "ops/s (median)", "min-max")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [("target", "workload", "library", "ops/s (median)", "min-max")]
     for r in results:
-        if r.rounds:
-            low, high = r.spread
-            rows.append(
-                (r.target, r.workload, r.library, _rate(r.median), f"{_rate(low)}-{_rate(high)}")
-            )
-        else:
-            rows.append((r.target, r.workload, r.library, r.note or "n/a", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for index, row in enumerate(rows):
-        cells = [
-            cell.rjust(widths[i]) if i >= 3 else cell.ljust(widths[i]) for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+        low, high = r.spread
+        figures = (_rate(r.median), f"{_rate(low)}-{_rate(high)}") if r.rounds else (r.note, "")
+        rows.append((r.target, r.workload, r.library, *figures))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    rows.insert(1, tuple("-" * w for w in widths))
+    cells = [[c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in
+              enumerate(zip(row, widths, strict=True))] for row in rows]  # fmt: skip
+    return "\n".join("  ".join(row).rstrip() for row in cells)
