@@ -1,0 +1,236 @@
+"""``PostgresBackend``: the connection pool, the schema, the expiry sweeper, namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+from polystore.backend import BaseBackend
+from polystore.errors import ConfigurationError, StoreError, StoreUnavailableError
+from polystore.protocol import DataStore
+from polystore.retry import RetryPolicy
+from polystore.types import Capabilities, Health
+from polystore_postgres.errors import DRIVER_ERRORS, map_errors, scrub
+from polystore_postgres.schema import ensure_schema, list_tables
+from polystore_postgres.settings import PostgresSettings
+from polystore_postgres.sql import TableSQL
+from polystore_postgres.store import PostgreSQLStore
+
+__all__ = ["CAPABILITIES", "PostgresBackend"]
+
+logger = logging.getLogger("polystore_postgres")
+
+CAPABILITIES = (
+    Capabilities.TTL
+    | Capabilities.CAS
+    | Capabilities.TRANSACTIONS
+    | Capabilities.QUERY
+    | Capabilities.SCAN
+    | Capabilities.DURABLE
+    | Capabilities.SHARED
+)
+
+if sys.version_info >= (3, 11):
+
+    async def _acquire(pool: Any, timeout: float) -> Any:
+        async with asyncio.timeout(timeout):
+            return await pool.acquire()
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _acquire(pool: Any, timeout: float) -> Any:
+        return await pool.acquire(timeout=timeout)
+
+
+async def _keep_session(conn: Any) -> None:
+    """Pool reset hook: polystore leaves no session state behind, so none is reset.
+
+    asyncpg still rolls back an open transaction on release; skipping its default
+    ``RESET ALL; UNLISTEN *; ...`` saves one round trip per call.
+    """
+
+
+class PostgresBackend(BaseBackend):
+    """A PostgreSQL database; each namespace is one table in the configured schema.
+
+    Args:
+        settings: Connection and behaviour options.
+        name: The backend's instance name (used in store names and messages).
+        pool: An ``asyncpg`` pool to use instead of creating one. The backend never
+            closes a pool it was given.
+    """
+
+    def __init__(
+        self,
+        settings: PostgresSettings | None = None,
+        *,
+        name: str = "postgres",
+        pool: Any = None,
+    ) -> None:
+        super().__init__(name, CAPABILITIES)
+        self.settings = settings if settings is not None else PostgresSettings()
+        self.retry: RetryPolicy = self.settings.retry.policy()
+        self.secrets: tuple[str, ...] = self.settings.secrets()
+        self._pool: Any = pool
+        self._owns_pool = pool is None
+        self._ready_pool: Any = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<PostgresBackend {self.name!r} url={self.settings.display_url!r} "
+            f"schema={self.settings.db_schema!r}>"
+        )
+
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool (``None`` before :meth:`open`)."""
+        return self._pool
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        if self._pool is None:
+            self._pool = await self._create_pool()
+        with map_errors(self.name, "open", secrets=self.secrets):
+            async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
+                await ensure_schema(conn, self.settings.db_schema)
+        self._ready_pool = self._pool
+        if self.settings.reap_interval is not None:
+            self._reaper = asyncio.get_running_loop().create_task(
+                self._reap_forever(self.settings.reap_interval)
+            )
+
+    async def _create_pool(self) -> Any:
+        settings = self.settings
+        try:
+            kwargs = settings.connect_kwargs()
+        except ValueError as exc:
+            raise ConfigurationError(scrub(str(exc), self.secrets)) from None
+        try:
+            with map_errors(self.name, "connect", secrets=self.secrets):
+                return await asyncpg.create_pool(
+                    min_size=settings.min_pool_size,
+                    max_size=settings.max_pool_size,
+                    reset=_keep_session,
+                    **kwargs,
+                )
+        except (ValueError, TypeError) as exc:
+            # A malformed DSN: the driver's message may quote it, password and all.
+            raise ConfigurationError(
+                f"invalid PostgreSQL settings for {settings.display_url}: "
+                f"{scrub(str(exc), self.secrets)}"
+            ) from None
+
+    async def _close(self) -> None:
+        self._ready_pool = None
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        if self._owns_pool and self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self.settings.timeout)
+            except DRIVER_ERRORS:
+                pool.terminate()
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def acquire(self, timeout: float) -> Any:
+        """A pooled connection within ``timeout`` seconds (opens the backend if needed).
+
+        Raises:
+            StoreUnavailableError: The backend is closed.
+        """
+        pool = self._ready_pool
+        if pool is None:
+            await self.open()
+            pool = self._ready_pool
+            if pool is None:
+                raise StoreUnavailableError("backend is closed", backend=self.name)
+        return await _acquire(pool, timeout)
+
+    async def release(self, conn: Any) -> None:
+        """Return a connection to the pool; a broken one is dropped, never reused."""
+        pool = self._pool
+        if conn is None or pool is None:
+            return
+        try:
+            await pool.release(conn)
+        except DRIVER_ERRORS as exc:  # the pool has already discarded the connection
+            logger.debug("releasing a connection failed: %s", scrub(str(exc), self.secrets))
+
+    def _make_store(self, namespace: str) -> DataStore:
+        return PostgreSQLStore(self, namespace, CAPABILITIES)
+
+    # -- expiry sweeper -------------------------------------------------------------------
+
+    async def reap_expired(self, *, max_rows_per_table: int | None = None) -> int:
+        """Delete expired rows of every namespace in the schema, bounded per table.
+
+        Args:
+            max_rows_per_table: Most rows removed from one table in this sweep;
+                ``reap_batch`` when omitted.
+
+        Returns:
+            How many rows were removed.
+        """
+        limit = max_rows_per_table or self.settings.reap_batch
+        schema = self.settings.db_schema
+        timeout = self.settings.timeout
+        total = 0
+        conn = await self._acquire_for("reap")
+        try:
+            with map_errors(self.name, "reap", secrets=self.secrets):
+                for table in await list_tables(conn, schema):
+                    statement = TableSQL(schema, table).reap
+                    status: str = await conn.execute(statement, limit, timeout=timeout)
+                    total += int(status.rsplit(" ", 1)[-1])
+        finally:
+            await self.release(conn)
+        return total
+
+    async def _reap_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.reap_expired()
+            except StoreError as exc:
+                logger.warning("expiry sweep of %s failed: %s", self.name, exc)
+            else:
+                if removed:
+                    logger.debug("expiry sweep of %s removed %d rows", self.name, removed)
+
+    async def _acquire_for(self, operation: str) -> Any:
+        with map_errors(self.name, operation, secrets=self.secrets):
+            return await self.acquire(self.settings.timeout)
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def _health(self) -> Health:
+        started = time.perf_counter()
+        try:
+            conn = await self._acquire_for("health")
+            try:
+                with map_errors(self.name, "health", secrets=self.secrets):
+                    await conn.fetchval("SELECT 1", timeout=self.settings.timeout)
+                    version = conn.get_server_version()
+            finally:
+                await self.release(conn)
+        except (StoreError, ConfigurationError) as exc:
+            return Health(ok=False, backend=self.name, latency_ms=0.0, detail=exc.message)
+        latency = (time.perf_counter() - started) * 1000
+        return Health(
+            ok=True,
+            backend=self.name,
+            latency_ms=latency,
+            detail=f"PostgreSQL {version.major}.{version.minor} at {self.settings.display_url}",
+        )

@@ -1,0 +1,201 @@
+"""Settings of the ``postgres`` backend and how they become asyncpg connection arguments."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from polystore.base import DEFAULT_MAX_VALUE_BYTES
+from polystore.redact import redact_url
+from polystore.retry import RetrySettings
+from polystore_postgres.naming import check_identifier
+
+__all__ = ["Isolation", "PostgresSettings", "SslMode"]
+
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class PostgresSettings(BaseModel):
+    """Options of the ``postgres`` backend.
+
+    Give either ``url`` (a libpq-style DSN such as ``postgresql://app:pw@db:5432/app``) or
+    the parts (``host``, ``port``, ``user``, ``password``, ``database``); parts that are
+    set override the matching parts of the URL. Unset parts fall back to libpq's
+    environment variables (``PGHOST``, ``PGPASSWORD``, ...), as asyncpg does.
+
+    Attributes:
+        url: DSN; may carry ``sslmode``/``sslrootcert`` query parameters.
+        host: Server host name or address.
+        port: Server port.
+        user: Role to connect as.
+        password: Password of the role.
+        database: Database name.
+        db_schema: Schema holding the tables (configuration key ``schema``).
+        min_pool_size: Connections kept open.
+        max_pool_size: Most connections open at once.
+        connect_timeout: Seconds allowed to open one connection.
+        timeout: Seconds allowed for one call (waiting for a connection, then the statement).
+        statement_timeout: Server-side ``statement_timeout`` in seconds; ``None`` keeps the
+            server's. A statement the server cancels is known not to have been applied.
+        statement_cache_size: Prepared statements cached per connection (0 for PgBouncer
+            in transaction mode).
+        isolation: Isolation level of :meth:`~polystore.DataStore.transaction`.
+        transaction_attempts: Tries of ``run_transaction`` on serialization failures.
+        retry: Retry policy of idempotent reads.
+        sslmode: libpq ``sslmode``; ``None`` takes it from the URL (default ``prefer``).
+        sslrootcert: CA bundle that verifies the server certificate.
+        sslcert: Client certificate file.
+        sslkey: Client private key file.
+        sslpassword: Password of the client key.
+        application_name: ``application_name`` shown in ``pg_stat_activity``.
+        reap_interval: Seconds between sweeps of expired rows; ``None`` disables the sweeper.
+        reap_batch: Most rows one sweep removes from one table.
+        batch_rows: Rows per statement in batch calls; larger batches are chunked.
+        query_index: Create the GIN index that serves ``find`` (costs some write speed).
+        max_value_bytes: Largest encoded value accepted.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    plugin: Literal["postgres"] = "postgres"
+    url: SecretStr | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+    password: SecretStr | None = None
+    database: str | None = None
+    db_schema: str = Field(default="polystore", alias="schema")
+    min_pool_size: int = Field(default=1, ge=0, le=1000)
+    max_pool_size: int = Field(default=10, ge=1, le=1000)
+    connect_timeout: float = Field(default=5.0, gt=0, le=600)
+    timeout: float = Field(default=10.0, gt=0, le=3600)
+    statement_timeout: float | None = Field(default=None, gt=0, le=86400)
+    statement_cache_size: int = Field(default=1024, ge=0)
+    isolation: Isolation = "serializable"
+    transaction_attempts: int = Field(default=5, ge=1, le=100)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    sslmode: SslMode | None = None
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    sslpassword: SecretStr | None = None
+    application_name: str = "polystore"
+    reap_interval: float | None = Field(default=60.0, gt=0)
+    reap_batch: int = Field(default=1000, ge=1, le=1_000_000)
+    batch_rows: int = Field(default=5000, ge=1, le=100_000)
+    query_index: bool = True
+    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
+
+    @field_validator("db_schema")
+    @classmethod
+    def _schema_is_an_identifier(cls, value: str) -> str:
+        return check_identifier(value, what="schema")
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> PostgresSettings:
+        if self.min_pool_size > self.max_pool_size:
+            raise ValueError("min_pool_size must not exceed max_pool_size")
+        return self
+
+    def __repr_args__(self) -> Any:
+        # The DSN is shown redacted; SecretStr already hides the password field.
+        for name, value in super().__repr_args__():
+            if name == "url" and value is not None:
+                yield name, self.display_url
+            else:
+                yield name, value
+
+    @property
+    def display_url(self) -> str:
+        """Where the backend connects, with any password replaced by ``***``."""
+        if self.url is not None and not self._has_parts():
+            return redact_url(self.url.get_secret_value())
+        base = redact_url(self.url.get_secret_value()) if self.url is not None else ""
+        user = quote(self.user, safe="") if self.user else ""
+        auth = f"{user}:***@" if self.password is not None else (f"{user}@" if user else "")
+        host = self.host or ""
+        port = f":{self.port}" if self.port else ""
+        database = f"/{quote(self.database, safe='')}" if self.database else ""
+        parts = f"postgresql://{auth}{host}{port}{database}"
+        return f"{parts} (over {base})" if base else parts
+
+    def _has_parts(self) -> bool:
+        return any(
+            v is not None for v in (self.host, self.port, self.user, self.password, self.database)
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret strings these settings hold, for scrubbing from messages."""
+        found: list[str] = []
+        if self.password is not None and self.password.get_secret_value():
+            found.append(self.password.get_secret_value())
+        if self.sslpassword is not None and self.sslpassword.get_secret_value():
+            found.append(self.sslpassword.get_secret_value())
+        if self.url is not None:
+            found.extend(_url_passwords(self.url.get_secret_value()))
+        return tuple(found)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``asyncpg.connect`` / ``asyncpg.create_pool``.
+
+        TLS options travel as DSN query parameters, so asyncpg applies libpq's exact
+        rules (``verify-full`` checks the certificate chain and the host name).
+        """
+        kwargs: dict[str, Any] = {
+            "dsn": self._dsn(),
+            "timeout": self.connect_timeout,
+            "statement_cache_size": self.statement_cache_size,
+            "server_settings": self.server_settings(),
+        }
+        for name in ("host", "port", "user", "database"):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs[name] = value
+        if self.password is not None:
+            kwargs["password"] = self.password.get_secret_value()
+        return kwargs
+
+    def server_settings(self) -> dict[str, str]:
+        """Session settings sent at connection start-up."""
+        settings = {"application_name": self.application_name}
+        if self.statement_timeout is not None:
+            settings["statement_timeout"] = str(max(1, round(self.statement_timeout * 1000)))
+        return settings
+
+    def _dsn(self) -> str:
+        dsn = self.url.get_secret_value() if self.url is not None else "postgresql://"
+        tls = {
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            "sslcert": self.sslcert,
+            "sslkey": self.sslkey,
+            "sslpassword": self.sslpassword.get_secret_value() if self.sslpassword else None,
+        }
+        overrides = {name: value for name, value in tls.items() if value is not None}
+        if not overrides:
+            return dsn
+        parts = urlsplit(dsn)
+        query = [(n, v) for n, v in parse_qsl(parts.query, keep_blank_values=True)]
+        query = [(n, v) for n, v in query if n not in overrides] + list(overrides.items())
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _url_passwords(url: str) -> list[str]:
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return found
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo = netloc.rpartition("@")[0]
+        user_password = userinfo.partition(":")[2]
+        if user_password:
+            found += [user_password, unquote(user_password)]
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in ("password", "sslpassword") and value:
+            found.append(value)
+    return found

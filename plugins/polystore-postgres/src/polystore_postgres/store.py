@@ -1,0 +1,386 @@
+"""``PostgreSQLStore``: one namespace, one table.
+
+Every call is one statement on a pooled connection (one round trip); batches are one
+statement per chunk of ``batch_rows``; chunked batches run in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from polystore.base import BaseStore, new_version
+from polystore.errors import PolystoreError, StoreError, UnsupportedOperationError
+from polystore.protocol import DataStoreTransaction
+from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
+from polystore.validation import matches_where
+from polystore_postgres import ops
+from polystore_postgres.errors import (
+    DRIVER_ERRORS,
+    SerializationConflictError,
+    translate,
+)
+from polystore_postgres.schema import ensure_namespace
+from polystore_postgres.sql import TableSQL
+from polystore_postgres.transaction import PostgresTransaction, transaction_scope
+
+if TYPE_CHECKING:
+    from polystore_postgres.backend import PostgresBackend
+
+__all__ = ["PostgreSQLStore"]
+
+T = TypeVar("T")
+_loads = orjson.loads
+
+
+class _Call:
+    """One pooled connection for one call: acquire within the deadline, release after,
+    translate driver errors (a write's outcome is unknown once it was sent)."""
+
+    __slots__ = ("conn", "deadline", "key", "operation", "store", "write")
+
+    def __init__(self, store: PostgreSQLStore, operation: str, key: str | None, write: bool):
+        self.store = store
+        self.operation = operation
+        self.key = key
+        self.write = write
+        self.conn: Any = None
+        self.deadline = 0.0
+
+    def remaining(self) -> float:
+        """Seconds left of the call's timeout (never zero: asyncpg treats 0 as none)."""
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    async def __aenter__(self) -> _Call:
+        store = self.store
+        self.deadline = time.monotonic() + store.timeout
+        try:
+            self.conn = await store.backend.acquire(store.timeout)
+        except DRIVER_ERRORS as exc:
+            raise store.error(exc, self.operation, self.key) from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.store.backend.release(self.conn)
+        if isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, PolystoreError):
+            raise self.store.error(exc, self.operation, self.key, write_sent=self.write) from exc
+
+
+class PostgreSQLStore(BaseStore):
+    """One namespace of a :class:`~polystore_postgres.PostgresBackend`: rows of one table.
+
+    Values are stored as their exact JSON text (``json`` column), so every JSON value
+    round-trips exactly. JSON numbers decode to ``int``/``float``: store money as
+    strings (a typed collection with ``Decimal`` fields does this), never as floats.
+    """
+
+    def __init__(self, backend: PostgresBackend, namespace: str, capabilities: Capabilities):
+        settings = backend.settings
+        super().__init__(
+            f"{backend.name}/{namespace}",
+            capabilities,
+            retry=backend.retry,
+            max_value_bytes=settings.max_value_bytes,
+        )
+        self.namespace = namespace
+        self.backend = backend
+        self.timeout = settings.timeout
+        self._sql: TableSQL | None = None
+        self._setup_lock: asyncio.Lock | None = None
+        self._tx_tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def table(self) -> str | None:
+        """The qualified table name, once the table is known to exist."""
+        return None if self._sql is None else self._sql.qualified
+
+    def error(
+        self,
+        exc: BaseException,
+        operation: str,
+        key: str | None = None,
+        *,
+        write_sent: bool = False,
+    ) -> Exception:
+        """The polystore error for a driver exception of this store."""
+        return translate(
+            exc,
+            backend=self.name,
+            operation=operation,
+            key=key,
+            write_sent=write_sent,
+            secrets=self.backend.secrets,
+        )
+
+    def _call(self, operation: str, key: str | None = None, *, write: bool = False) -> _Call:
+        return _Call(self, operation, key, write)
+
+    async def prepare(self) -> TableSQL:
+        """Create the namespace table if needed (under an advisory lock); idempotent."""
+        if self._sql is not None:
+            return self._sql
+        if self._setup_lock is None:
+            self._setup_lock = asyncio.Lock()
+        async with self._setup_lock:
+            if self._sql is None:
+                settings = self.backend.settings
+                async with self._call("prepare") as call:
+                    table = await ensure_namespace(
+                        call.conn,
+                        settings.db_schema,
+                        self.namespace,
+                        query_index=settings.query_index,
+                    )
+                self._sql = TableSQL(settings.db_schema, table)
+        return self._sql
+
+    def _check_not_in_transaction(self, operation: str) -> None:
+        if self._tx_tasks and asyncio.current_task() in self._tx_tasks:
+            raise UnsupportedOperationError(
+                "this task holds an open transaction on the store; write through the "
+                "transaction object instead",
+                backend=self.name,
+                operation=operation,
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _get(self, key: str) -> JSONValue | None:
+        sql = self._sql or await self.prepare()
+        async with self._call("get", key) as call:
+            row = await call.conn.fetchrow(sql.get_value, key, timeout=call.remaining())
+        return None if row is None else _loads(row[0])
+
+    async def _get_entry(self, key: str) -> Entry | None:
+        sql = self._sql or await self.prepare()
+        async with self._call("get", key) as call:
+            return await ops.read_entry(call.conn, sql, key, call.remaining())
+
+    async def _exists(self, key: str) -> bool:
+        sql = self._sql or await self.prepare()
+        async with self._call("exists", key) as call:
+            found = await call.conn.fetchval(sql.exists, key, timeout=call.remaining())
+        return found is not None
+
+    async def _get_many(self, keys: list[str]) -> list[JSONValue | None]:
+        sql = self._sql or await self.prepare()
+        unique = list(dict.fromkeys(keys))
+        size = self.backend.settings.batch_rows
+        found: dict[str, JSONValue] = {}
+        async with self._call("get_many") as call:
+            for start in range(0, len(unique), size):
+                rows = await call.conn.fetch(
+                    sql.get_many, unique[start : start + size], timeout=call.remaining()
+                )
+                for row in rows:
+                    found[row[0]] = _loads(row[1])
+        return [found.get(key) for key in keys]
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def _save(
+        self,
+        key: str,
+        value: JSONValue,
+        data: bytes,
+        ttl: float | None,
+        if_version: Version | None,
+        if_absent: bool,
+    ) -> Version:
+        self._check_not_in_transaction("save")
+        sql = self._sql or await self.prepare()
+        async with self._call("save", key, write=True) as call:
+            return await ops.write(
+                call.conn, sql, self.name, key, data, ttl, if_version, if_absent, call.remaining()
+            )
+
+    async def _delete(self, key: str, if_version: Version | None) -> bool:
+        self._check_not_in_transaction("delete")
+        sql = self._sql or await self.prepare()
+        async with self._call("delete", key, write=True) as call:
+            return await ops.remove(call.conn, sql, self.name, key, if_version, call.remaining())
+
+    async def _save_many(
+        self, items: list[tuple[str, JSONValue, bytes]], ttl: float | None
+    ) -> list[Version]:
+        self._check_not_in_transaction("save_many")
+        sql = self._sql or await self.prepare()
+        versions = [new_version() for _ in items]
+        # Sorted, so concurrent batches lock rows in one order and cannot deadlock.
+        order = sorted(range(len(items)), key=lambda i: items[i][0])
+        size = self.backend.settings.batch_rows
+        chunks = [order[start : start + size] for start in range(0, len(order), size)]
+        async with self._batch("save_many", len(chunks)) as call:
+            for chunk in chunks:
+                await call.conn.execute(
+                    sql.save_many,
+                    [items[i][0] for i in chunk],
+                    [items[i][2].decode("utf-8") for i in chunk],
+                    [versions[i] for i in chunk],
+                    ttl,
+                    [ops.shape_of(items[i][2]) for i in chunk],
+                    timeout=call.remaining(),
+                )
+        return versions
+
+    async def _delete_many(self, keys: list[str]) -> int:
+        self._check_not_in_transaction("delete_many")
+        sql = self._sql or await self.prepare()
+        ordered = sorted(keys)
+        size = self.backend.settings.batch_rows
+        chunks = [ordered[start : start + size] for start in range(0, len(ordered), size)]
+        count = 0
+        async with self._batch("delete_many", len(chunks)) as call:
+            for chunk in chunks:
+                rows = await call.conn.fetch(sql.delete_many, chunk, timeout=call.remaining())
+                count += sum(1 for row in rows if row[0])
+        return count
+
+    @asynccontextmanager
+    async def _batch(self, operation: str, chunks: int) -> AsyncIterator[_Call]:
+        """A call for a batch: one statement, or a transaction around several chunks."""
+        if chunks <= 1:
+            async with self._call(operation, write=True) as call:
+                yield call
+            return
+        async with (
+            self._call(operation, write=False) as call,
+            transaction_scope(self, call.conn, operation, "read_committed"),
+        ):
+            yield call
+
+    # -- scan and find --------------------------------------------------------------------
+
+    async def _scan(self, prefix: str, batch_size: int) -> AsyncIterator[str]:
+        sql = self._sql or await self.prepare()
+        upper = ops.prefix_upper_bound(prefix)
+        cursor, first = prefix, True
+        while True:
+            if upper is None:
+                statement = sql.scan_first if first else sql.scan_next
+                args: tuple[Any, ...] = (cursor, batch_size)
+            else:
+                statement = sql.scan_range_first if first else sql.scan_range_next
+                args = (cursor, batch_size, upper)
+            rows = await self._read_rows("scan", statement, *args)
+            for row in rows:
+                key: str = row[0]
+                if not key.startswith(prefix):
+                    return
+                yield key
+            if len(rows) < batch_size:
+                return
+            cursor, first = rows[-1][0], False
+
+    async def _find(self, where: dict[str, Scalar], limit: int | None) -> list[Entry]:
+        sql = self._sql or await self.prepare()
+        document = ops.containment_filter(where)
+        if limit is None:
+            rows = await self._read_rows("find", sql.find_all, document)
+            return [entry for entry in map(_entry, rows) if matches_where(entry.value, where)]
+        found: list[Entry] = []
+        after = ""
+        while len(found) < limit:
+            rows = await self._read_rows("find", sql.find_page, document, after, limit)
+            for entry in map(_entry, rows):
+                if matches_where(entry.value, where):
+                    found.append(entry)
+                    if len(found) == limit:
+                        break
+            if len(rows) < limit:
+                break
+            after = rows[-1][0]
+        return found
+
+    async def _read_rows(self, operation: str, statement: str, *args: Any) -> list[Any]:
+        async def fetch() -> list[Any]:
+            async with self._call(operation) as call:
+                rows: list[Any] = await call.conn.fetch(statement, *args, timeout=call.remaining())
+                return rows
+
+        try:
+            return await fetch()
+        except StoreError as exc:
+            return await self.retry_policy.retry(exc, fetch)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[DataStoreTransaction]:
+        sql = self._sql or await self.prepare()
+        isolation = self.backend.settings.isolation
+        task = asyncio.current_task()
+        async with (
+            self._call("transaction") as call,
+            transaction_scope(self, call.conn, "transaction", isolation) as scope,
+        ):
+            if task is not None:
+                self._tx_tasks.add(task)
+            try:
+                yield PostgresTransaction(self, call.conn, sql, scope)
+            finally:
+                if task is not None:
+                    self._tx_tasks.discard(task)
+
+    async def run_transaction(
+        self,
+        work: Callable[[DataStoreTransaction], Awaitable[T]],
+        *,
+        attempts: int | None = None,
+    ) -> T:
+        """Run ``work(tx)`` in a transaction, re-running it on serialization failures.
+
+        ``work`` may run more than once, so it must have no effects outside the
+        transaction. Other errors (including a CAS :class:`ConflictError`) propagate at
+        once.
+
+        Args:
+            work: The unit of work; its result is returned.
+            attempts: Most runs; the backend's ``transaction_attempts`` when omitted.
+
+        Raises:
+            SerializationConflictError: Every attempt conflicted.
+        """
+        limit = attempts if attempts is not None else self.backend.settings.transaction_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.transaction() as tx:
+                    return await work(tx)
+            except SerializationConflictError:
+                if attempt >= limit:
+                    raise
+            await asyncio.sleep(self.retry_policy.delay(attempt) if limit > 1 else 0)
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    async def reap_expired(self, *, max_rows: int | None = None) -> int:
+        """Delete up to ``max_rows`` expired rows of this namespace now; return how many.
+
+        Expired rows are never returned either way; this only reclaims space.
+        """
+        sql = self._sql or await self.prepare()
+        limit = max_rows if max_rows is not None else self.backend.settings.reap_batch
+        async with self._call("reap") as call:
+            status: str = await call.conn.execute(sql.reap, limit, timeout=call.remaining())
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def _health(self) -> Health:
+        return await self.backend.health()
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(row[0], _loads(row[1]), Version(row[2]), row[3])
+

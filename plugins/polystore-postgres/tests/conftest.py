@@ -1,0 +1,7 @@
+"""Fixtures of the polystore-postgres tests: private PostgreSQL servers from polystore.testing."""
+
+from __future__ import annotations
+
+from polystore.testing.fixtures import postgres_service
+
+__all__ = ["postgres_service"]
