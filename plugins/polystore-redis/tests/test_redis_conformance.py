@@ -6,11 +6,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+from polystore_redis import RedisBackend, RedisSettings
 
 from polystore import Capabilities, DataStore
 from polystore.testing import StoreConformance
 from polystore.testing.services import ServiceEndpoint
-from polystore_redis import RedisBackend, RedisSettings
 
 
 def _namespace(kind: str) -> str:
@@ -36,9 +36,7 @@ class TestRedisClusterStore(StoreConformance):
     """A cluster with hash-tagged namespaces: each namespace lives in one slot."""
 
     @pytest_asyncio.fixture
-    async def backend(
-        self, redis_cluster_service: ServiceEndpoint
-    ) -> AsyncIterator[RedisBackend]:
+    async def backend(self, redis_cluster_service: ServiceEndpoint) -> AsyncIterator[RedisBackend]:
         settings = RedisSettings(url=redis_cluster_service.url, cluster=True, timeout=10)
         async with RedisBackend(settings) as backend:
             yield backend
@@ -58,9 +56,7 @@ class TestRedisClusterUntaggedStore(StoreConformance):
     """A cluster without hash tags: keys spread over slots, batches are split by slot."""
 
     @pytest_asyncio.fixture
-    async def backend(
-        self, redis_cluster_service: ServiceEndpoint
-    ) -> AsyncIterator[RedisBackend]:
+    async def backend(self, redis_cluster_service: ServiceEndpoint) -> AsyncIterator[RedisBackend]:
         settings = RedisSettings(
             url=redis_cluster_service.url, cluster=True, hash_tag_namespaces=False, timeout=10
         )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from polystore import ConfigurationError
 from polystore.redact import redact_text
+from polystore_redis.packing import connection_class
+from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings
 
 __all__ = ["RedisClient", "build_client", "is_cluster_client"]
@@ -49,8 +52,9 @@ def _tls_options(settings: RedisSettings) -> dict[str, Any]:
 def build_client(settings: RedisSettings) -> RedisClient:
     """Create the client the settings describe (no I/O: redis-py connects lazily).
 
-    Single servers get a blocking pool of ``pool_size`` connections that waits at most
-    ``timeout`` for a free one; a cluster client keeps ``pool_size`` connections per node.
+    Single servers get a pool of ``pool_size`` connections whose callers wait at most
+    ``timeout`` for a free one, packing commands with hiredis when it is installed; a
+    cluster client keeps ``pool_size`` connections per node.
 
     Raises:
         ConfigurationError: The URL or an option is rejected by redis-py.
@@ -65,8 +69,11 @@ def build_client(settings: RedisSettings) -> RedisClient:
     try:
         if settings.is_cluster:
             return RedisCluster.from_url(url, max_connections=settings.pool_size, **options)
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=settings.pool_size, timeout=settings.timeout, **options
+        fast = connection_class(settings.scheme)
+        if fast is not None and "encoding" not in urlsplit(url).query:
+            options["connection_class"] = fast
+        pool = WaitingConnectionPool.from_url(
+            url, max_connections=settings.pool_size, wait_timeout=settings.timeout, **options
         )
     except (ValueError, TypeError) as exc:
         # Not chained: the driver's exception may quote the URL it was given.

@@ -9,10 +9,13 @@ Lua script.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from itertools import chain
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from polystore import (
     AlreadyExistsError,
@@ -22,6 +25,7 @@ from polystore import (
     DataStoreTransaction,
     Entry,
     Health,
+    JsonCodec,
     JSONValue,
     SerializationError,
     Version,
@@ -29,7 +33,7 @@ from polystore import (
 )
 from polystore_redis.errors import map_errors
 from polystore_redis.keys import KeyLayout, group_by_slot
-from polystore_redis.scripts import VERSION_LENGTH, ttl_to_ms
+from polystore_redis.scripts import VERSION_LENGTH, new_versions, ttl_to_ms
 from polystore_redis.transaction import RedisTransaction
 
 if TYPE_CHECKING:
@@ -74,6 +78,11 @@ class RedisStore(BaseStore):
         self._client: Any = backend.client
         self._scripts: Any = backend.scripts
         self._base = self.layout.base
+        # The JSON codec's decode is orjson.loads plus error translation: call orjson
+        # directly on the hot paths and translate on the (rare) failure.
+        self._loads: Callable[[bytes], JSONValue] = (
+            orjson.loads if type(self.codec) is JsonCodec else self.codec.decode
+        )
         # On a cluster, multi-key commands must be split by slot unless the layout pins
         # the whole namespace to one slot.
         self._split_by_slot = backend.is_cluster and not self.layout.single_slot
@@ -115,7 +124,10 @@ class RedisStore(BaseStore):
             raw = await self._client.execute_command("GET", self._base + key)
         if raw is None:
             return None
-        return self._decode(raw, key)
+        try:
+            return self._loads(raw[VERSION_LENGTH:])
+        except (ValueError, SerializationError):
+            return self._decode(raw, key)
 
     async def _get_entry(self, key: str) -> Entry | None:
         with map_errors(self.name, "get_entry", key):
@@ -207,35 +219,40 @@ class RedisStore(BaseStore):
                 for command, reply in zip(commands, await self._run(commands), strict=True):
                     found.update(zip(command[1:], reply, strict=True))
                 raws = [found[key] for key in full]
-        decode = self._decode
-        return [
-            None if raw is None else decode(raw, key) for key, raw in zip(keys, raws, strict=True)
-        ]
+        loads = self._loads
+        try:
+            return [None if raw is None else loads(raw[VERSION_LENGTH:]) for raw in raws]
+        except (ValueError, SerializationError):
+            decode = self._decode  # find the culprit and raise with its key
+            return [
+                None if raw is None else decode(raw, key)
+                for key, raw in zip(keys, raws, strict=True)
+            ]
 
     async def _save_many(
         self, items: list[tuple[str, JSONValue, bytes]], ttl: float | None
     ) -> list[Version]:
         base = self._base
-        versions = [new_version() for _ in items]
+        versions = new_versions(len(items))
         pairs = [
             (base + key, version.encode() + data)
             for (key, _, data), version in zip(items, versions, strict=True)
         ]
         commands: list[Command]
-        if ttl is None:
-            commands = []
-            if self._split_by_slot:
-                slots = group_by_slot(key for key, _ in pairs)
-                by_key = dict(pairs)
-                groups = [[(key, by_key[key]) for key in group] for group in slots.values()]
-            else:
-                groups = [pairs]
-            for group in groups:
-                for chunk in _chunks(group, BATCH_CHUNK):
-                    commands.append(("MSET", *(part for pair in chunk for part in pair)))
-        else:
+        if ttl is not None:
             px = ttl_to_ms(ttl)
             commands = [("SET", key, payload, "PX", px) for key, payload in pairs]
+        else:
+            groups: Iterable[list[tuple[str, bytes]]] = [pairs]
+            if self._split_by_slot:
+                by_key = dict(pairs)
+                slots = group_by_slot(by_key).values()
+                groups = [[(key, by_key[key]) for key in group] for group in slots]
+            commands = [
+                ("MSET", *chain.from_iterable(chunk))
+                for group in groups
+                for chunk in _chunks(group, BATCH_CHUNK)
+            ]
         with map_errors(self.name, "save_many", write=True):
             await self._run(commands)
         return versions
