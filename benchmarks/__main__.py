@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from benchmarks.report import as_json, machine, render, versions
 from benchmarks.servers import SERVER_NAMES, Servers, bench_env
-from benchmarks.suite import BACKENDS, run_suite
+from benchmarks.suite import BACKENDS, MIXED, run_suite
+from polystore import redact_url
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -21,8 +22,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "interleaved round by round on the same servers.",
     )
     parser.add_argument(
-        "--backend", choices=[*BACKENDS, "all"], action="append",
-        help="backend to benchmark (repeatable; default: all)",
+        "--backend", choices=[*BACKENDS, MIXED, "all"], action="append",
+        help="section to run (repeatable; default: all). 'mixed' is the routed workload; it "
+        "uses the servers of the other chosen backends (all of them when none is chosen)",
     )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="a few ops per workload, 2 rounds")
     parser.add_argument("--rounds", type=int, default=None, help="measured rounds (default 7)")
@@ -31,7 +33,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="aimed duration of the slowest library's run of one workload (default 0.6)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
-    parser.add_argument("--no-mixed", action="store_true", help="skip the routed mixed workload")
     for name in SERVER_NAMES:
         parser.add_argument(
             f"--{name}-url", metavar="URL",
@@ -40,18 +41,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _command_line(argv: Sequence[str]) -> str:
+    """The command as run, with any password in a URL replaced by ``***``."""
+    shown = []
+    for arg in argv:
+        flag, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        shown.append(flag + sep + redact_url(value) if "://" in value else arg)
+    return " ".join([".venv/bin/python -m benchmarks", *map(shlex.quote, shown)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = args.backend or ["all"]
-    backends = list(BACKENDS) if "all" in chosen else list(dict.fromkeys(chosen))
+    wanted = [*BACKENDS, MIXED] if "all" in chosen else list(dict.fromkeys(chosen))
     rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 7)
     meta = {
-        "command": " ".join(
-            [
-                ".venv/bin/python -m benchmarks",
-                *map(shlex.quote, sys.argv[1:] if argv is None else argv),
-            ]
-        ),
+        "command": _command_line(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
         "versions": versions(),
         "rounds": rounds,
@@ -65,12 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Servers(urls) as servers:
         sections = asyncio.run(
             run_suite(
-                backends,
+                [name for name in wanted if name != MIXED],
                 servers,
                 smoke=args.smoke,
                 rounds=rounds,
                 seconds=args.seconds,
-                mixed=not args.no_mixed,
+                mixed=MIXED in wanted,
                 log=log,
             )
         )

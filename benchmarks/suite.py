@@ -136,6 +136,8 @@ async def _batch_counters(
         if lib.ops is None:
             continue
         items = lib.space.items(0, sizes.batch)
+        await lib.ops.save_many(items)  # the same statements once first: caches are warm
+        await lib.ops.get_many(list(items))
         save = functools.partial(lib.ops.save_many, items)
         found["save_batch"][lib.name] = await count_commands(counter, save)
         get = functools.partial(lib.ops.get_many, list(items))
@@ -255,7 +257,8 @@ async def run_suite(
         smoke: A few operations per workload, no scaling.
         rounds: Measured rounds after the warm-up.
         seconds: Aimed duration of the slowest library's run of a workload.
-        mixed: Also run the routed ``mixed`` section.
+        mixed: Also run the routed ``mixed`` section, on the servers of ``backends`` (of
+            every backend when ``backends`` is empty).
         log: Progress messages.
     """
     sizes = Sizes.smoke() if smoke else Sizes()
@@ -263,5 +266,5 @@ async def run_suite(
         run = Run(servers, Path(tmp), sizes, rounds, None if smoke else seconds, log)
         sections = [await run_backend(backend, run) for backend in backends]
         if mixed:
-            sections.append(await run_mixed_section(run, backends))
+            sections.append(await run_mixed_section(run, backends or BACKENDS))
     return sections
