@@ -33,7 +33,7 @@ class RedisTLSSettings(BaseModel):
         check_hostname: Check that the certificate names the host connected to.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     ca_file: str | None = None
     cert_file: str | None = None
@@ -70,7 +70,8 @@ class RedisSettings(BaseModel):
         max_value_bytes: Largest encoded value accepted.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors would otherwise quote the raw input, password included.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     plugin: Literal["redis"] = "redis"
     url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"))
