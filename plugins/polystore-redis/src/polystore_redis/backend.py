@@ -137,6 +137,17 @@ class RedisBackend(BaseBackend):
             for reply in replies
         )
 
+    async def aclose(self) -> None:
+        """Close the client (unless the user passed it in); later calls fail. Idempotent.
+
+        Unlike the base class this also runs when :meth:`open` never ran, since stores
+        connect lazily and may have used the client without it.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await self._close()
+
     async def _close(self) -> None:
         closed = _Closed(self.name)
         for store in self._stores.values():
