@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
@@ -81,6 +82,7 @@ class PostgresBackend(BaseBackend):
         self._owns_pool = pool is None
         self._ready_pool: Any = None
         self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return (
@@ -98,9 +100,15 @@ class PostgresBackend(BaseBackend):
     async def _open(self) -> None:
         if self._pool is None:
             self._pool = await self._create_pool()
-        with map_errors(self.name, "open", secrets=self.secrets):
-            async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
-                await ensure_schema(conn, self.settings.db_schema)
+        try:
+            with map_errors(self.name, "open", secrets=self.secrets):
+                async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
+                    await ensure_schema(conn, self.settings.db_schema)
+        except BaseException:
+            if self._owns_pool:  # a later open() starts afresh
+                pool, self._pool = self._pool, None
+                await self._close_pool(pool)
+            raise
         self._ready_pool = self._pool
         if self.settings.reap_interval is not None:
             self._reaper = asyncio.get_running_loop().create_task(
@@ -130,17 +138,22 @@ class PostgresBackend(BaseBackend):
 
     async def _close(self) -> None:
         self._ready_pool = None
-        if self._reaper is not None:
-            self._reaper.cancel()
+        tasks = [*self._background, *([self._reaper] if self._reaper is not None else [])]
+        self._reaper = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-            self._reaper = None
+                await task
         if self._owns_pool and self._pool is not None:
             pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), timeout=self.settings.timeout)
-            except DRIVER_ERRORS:
-                pool.terminate()
+            await self._close_pool(pool)
+
+    async def _close_pool(self, pool: Any) -> None:
+        try:
+            await asyncio.wait_for(pool.close(), timeout=self.settings.timeout)
+        except DRIVER_ERRORS:
+            pool.terminate()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -167,6 +180,13 @@ class PostgresBackend(BaseBackend):
             await pool.release(conn)
         except DRIVER_ERRORS as exc:  # the pool has already discarded the connection
             logger.debug("releasing a connection failed: %s", scrub(str(exc), self.secrets))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` in the background until it ends or the backend closes."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _make_store(self, namespace: str) -> DataStore:
         return PostgreSQLStore(self, namespace, CAPABILITIES)

@@ -64,7 +64,8 @@ def table_for_namespace(namespace: str) -> str:
     return check_identifier(name, what="table name")
 
 
-def advisory_lock_key(schema: str) -> int:
-    """A stable signed 64-bit key for ``pg_advisory_xact_lock`` guarding DDL in ``schema``."""
-    digest = hashlib.sha256(f"polystore-postgres:{schema}".encode()).digest()
+def advisory_lock_key(scope: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL advisory locks guarding work on ``scope``
+    (a schema name for DDL, ``schema.table:doc`` for an index build)."""
+    digest = hashlib.sha256(f"polystore-postgres:{scope}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)

@@ -54,7 +54,11 @@ class PostgresSettings(BaseModel):
         reap_interval: Seconds between sweeps of expired rows; ``None`` disables the sweeper.
         reap_batch: Most rows one sweep removes from one table.
         batch_rows: Rows per statement in batch calls; larger batches are chunked.
-        query_index: Create the GIN index that serves ``find`` (costs some write speed).
+        query_index: The GIN index that serves ``find``: ``"auto"`` builds it concurrently,
+            in the background, on a namespace's first ``find``; ``"eager"`` creates it with
+            the table; ``"off"`` never (``find`` then scans the table). The index costs
+            write speed (every write re-indexes the document), so namespaces that are
+            never queried do not pay for it under ``"auto"``.
         max_value_bytes: Largest encoded value accepted.
     """
 
@@ -86,7 +90,7 @@ class PostgresSettings(BaseModel):
     reap_interval: float | None = Field(default=60.0, gt=0)
     reap_batch: int = Field(default=1000, ge=1, le=1_000_000)
     batch_rows: int = Field(default=5000, ge=1, le=100_000)
-    query_index: bool = True
+    query_index: Literal["auto", "eager", "off"] = "auto"
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
 
     @field_validator("db_schema")

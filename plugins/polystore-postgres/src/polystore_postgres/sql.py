@@ -14,18 +14,25 @@ Table layout (one table per namespace)::
     created_at, updated_at timestamptz
 
 ``value`` is ``json``, not ``jsonb``: jsonb normalises numbers (``1e16`` comes back as an
-integer, ``-0.0`` as ``0.0``) and key order. ``find`` casts to jsonb instead, through a
-partial GIN index on ``(value::jsonb) jsonb_path_ops`` over the rows with ``shape = 1``.
+integer, ``-0.0`` as ``0.0``) and key order. ``find`` casts to jsonb instead, served by a
+partial GIN index (``jsonb_path_ops``) on :data:`DOCUMENT` over the rows with
+``shape = 1``. Only ``value`` changes on an overwrite, so until that index exists
+overwrites are HOT updates that touch no index at all.
 """
 
 from __future__ import annotations
 
 from polystore_postgres.naming import check_identifier, quote_identifier
 
-__all__ = ["LIVE", "TableSQL", "table_ddl"]
+__all__ = ["DOCUMENT", "LIVE", "TableSQL", "query_index_ddl", "table_ddl"]
 
 LIVE = "(expires_at IS NULL OR expires_at > now())"
 """Every read filters on this: an expired row is never returned, reaped or not."""
+
+DOCUMENT = "(CASE WHEN shape = 1 THEN value::jsonb END)"
+"""The jsonb form of a row, for ``find``. The CASE keeps the cast away from rows jsonb
+cannot hold: PostgreSQL may evaluate the parts of an AND in any order (a bitmap heap
+scan's recheck puts the index condition first), but not the branches of a CASE."""
 
 _EXPIRY = "now() + {ttl}::float8 * interval '1 second'"
 _SET = (
@@ -36,7 +43,11 @@ _RENEW_CREATED = "created_at = CASE WHEN t.expires_at <= now() THEN now() ELSE t
 
 
 def table_ddl(schema: str, table: str, *, query_index: bool) -> list[str]:
-    """Statements creating one namespace table and its indexes (idempotent)."""
+    """Statements creating one namespace table and its indexes (idempotent).
+
+    With ``query_index`` the GIN index that serves ``find`` is created with the table;
+    otherwise it is built later, concurrently, on the namespace's first ``find``.
+    """
     qualified = f"{quote_identifier(schema)}.{quote_identifier(table)}"
     statements = [
         f"""CREATE TABLE IF NOT EXISTS {qualified} (
@@ -54,11 +65,18 @@ def table_ddl(schema: str, table: str, *, query_index: bool) -> list[str]:
         "(key) WHERE shape = 2",
     ]
     if query_index:
-        statements.append(
-            f"CREATE INDEX IF NOT EXISTS {quote_identifier(table + '_doc')} ON {qualified} "
-            "USING gin ((value::jsonb) jsonb_path_ops) WHERE shape = 1"
-        )
+        statements.append(query_index_ddl(schema, table, concurrently=False))
     return statements
+
+
+def query_index_ddl(schema: str, table: str, *, concurrently: bool) -> str:
+    """``CREATE INDEX`` of the GIN index serving ``find`` (jsonb containment)."""
+    how = "CONCURRENTLY " if concurrently else ""
+    return (
+        f"CREATE INDEX {how}IF NOT EXISTS {quote_identifier(table + '_doc')} "
+        f"ON {quote_identifier(schema)}.{quote_identifier(table)} "
+        f"USING gin ({DOCUMENT} jsonb_path_ops) WHERE shape = 1"
+    )
 
 
 class TableSQL:
@@ -77,6 +95,7 @@ class TableSQL:
         columns = "(key, value, version, expires_at, shape)"
         values = f"VALUES ($1, $2::json, $3, {expiry}, $5)"
         self.qualified = t
+        self.query_index = f"{quote_identifier(schema)}.{quote_identifier(table + '_doc')}"
         self.get_value = f"SELECT value FROM {t} WHERE key = $1 AND {LIVE}"
         self.get_entry = (
             f"SELECT value, version, expires_at FROM {t} WHERE key = $1 AND {LIVE}"
@@ -120,7 +139,7 @@ class TableSQL:
         self.scan_range_next = scan + "key > $1 AND key < $3 ORDER BY key LIMIT $2"
         find = (
             f"SELECT key, value, version, expires_at FROM {t} "
-            f"WHERE ((shape = 1 AND value::jsonb @> $1::jsonb) OR shape = 2) AND {LIVE}"
+            f"WHERE ((shape = 1 AND {DOCUMENT} @> $1::jsonb) OR shape = 2) AND {LIVE}"
         )
         self.find_all = find + " ORDER BY key"
         self.find_page = find + " AND key > $2 ORDER BY key LIMIT $3"

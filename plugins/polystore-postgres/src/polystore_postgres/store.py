@@ -7,6 +7,7 @@ statement per chunk of ``batch_rows``; chunked batches run in one transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from polystore_postgres.errors import (
     SerializationConflictError,
     translate,
 )
+from polystore_postgres.query_index import build_query_index
 from polystore_postgres.schema import ensure_namespace
 from polystore_postgres.sql import TableSQL
 from polystore_postgres.transaction import PostgresTransaction, transaction_scope
@@ -37,6 +39,8 @@ __all__ = ["PostgreSQLStore"]
 
 T = TypeVar("T")
 _loads = orjson.loads
+_INDEX_RETRY_SECONDS = 30.0
+logger = logging.getLogger("polystore_postgres")
 
 
 class _Call:
@@ -99,6 +103,15 @@ class PostgreSQLStore(BaseStore):
         self._sql: TableSQL | None = None
         self._setup_lock: asyncio.Lock | None = None
         self._tx_tasks: set[asyncio.Task[Any]] = set()
+        # "off": never build; otherwise check (and build if needed) on the first find.
+        self._index_ready = settings.query_index == "off"
+        self._index_task: asyncio.Task[None] | None = None
+        self._index_retry_at = 0.0
+
+    @property
+    def query_index_ready(self) -> bool:
+        """Whether ``find`` is known to be served by the GIN index (or it is turned off)."""
+        return self._index_ready
 
     @property
     def table(self) -> str | None:
@@ -140,7 +153,7 @@ class PostgreSQLStore(BaseStore):
                         call.conn,
                         settings.db_schema,
                         self.namespace,
-                        query_index=settings.query_index,
+                        query_index=settings.query_index == "eager",
                     )
                 self._sql = TableSQL(settings.db_schema, table)
         return self._sql
@@ -285,6 +298,8 @@ class PostgreSQLStore(BaseStore):
 
     async def _find(self, where: dict[str, Scalar], limit: int | None) -> list[Entry]:
         sql = self._sql or await self.prepare()
+        if not self._index_ready:
+            self._want_query_index(sql)
         document = ops.containment_filter(where)
         if limit is None:
             rows = await self._read_rows("find", sql.find_all, document)
@@ -302,6 +317,21 @@ class PostgreSQLStore(BaseStore):
                 break
             after = rows[-1][0]
         return found
+
+    def _want_query_index(self, sql: TableSQL) -> None:
+        task = self._index_task
+        if (task is None or task.done()) and time.monotonic() >= self._index_retry_at:
+            self._index_task = self.backend.spawn(self._build_query_index(sql))
+
+    async def _build_query_index(self, sql: TableSQL) -> None:
+        try:
+            async with self._call("query_index") as call:
+                self._index_ready = await build_query_index(call.conn, sql)
+        except StoreError as exc:
+            logger.warning("building the find index of %s failed: %s", self.name, exc)
+        finally:
+            if not self._index_ready:
+                self._index_retry_at = time.monotonic() + _INDEX_RETRY_SECONDS
 
     async def _read_rows(self, operation: str, statement: str, *args: Any) -> list[Any]:
         async def fetch() -> list[Any]:
@@ -321,17 +351,23 @@ class PostgreSQLStore(BaseStore):
         sql = self._sql or await self.prepare()
         isolation = self.backend.settings.isolation
         task = asyncio.current_task()
-        async with (
-            self._call("transaction") as call,
-            transaction_scope(self, call.conn, "transaction", isolation) as scope,
-        ):
-            if task is not None:
-                self._tx_tasks.add(task)
-            try:
-                yield PostgresTransaction(self, call.conn, sql, scope)
-            finally:
+        # Not a _Call: errors of the body pass through untranslated (the transaction's
+        # own statements translate theirs).
+        try:
+            conn = await self.backend.acquire(self.timeout)
+        except DRIVER_ERRORS as exc:
+            raise self.error(exc, "transaction") from exc
+        try:
+            async with transaction_scope(self, conn, "transaction", isolation) as scope:
                 if task is not None:
-                    self._tx_tasks.discard(task)
+                    self._tx_tasks.add(task)
+                try:
+                    yield PostgresTransaction(self, conn, sql, scope)
+                finally:
+                    if task is not None:
+                        self._tx_tasks.discard(task)
+        finally:
+            await self.backend.release(conn)
 
     async def run_transaction(
         self,
