@@ -86,3 +86,12 @@ def test_the_console_script_entry_point_runs(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "polystore demo"
     assert result.stdout.strip().endswith("demo ok")
+
+
+def test_bench_smoke_measures_every_route(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--json", "bench", "--smoke", "--rounds", "1"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    targets = {row["target"] for row in results}
+    assert {"sessions", "profiles", "transactions"} <= targets
+    assert all(row["library"] == "polystore" for row in results)
+    assert all(all(ops > 0 for ops in row["rounds"]) for row in results)
