@@ -158,3 +158,23 @@ async def test_a_frozen_server_times_out_within_the_bound_without_stalling_the_l
         assert await store.get("k") in ("before", "during")
         assert await store.save("k", "after")
         assert await store.get("k") == "after"
+
+
+async def test_a_commit_against_a_dead_server_fails_as_unavailable_and_applies_nothing(
+    private_redis: StartRedis, namespace: str
+) -> None:
+    server = private_redis()
+    async with RedisBackend(_settings(server)) as backend:
+        store = backend.namespace(namespace)
+        version = await store.save("a", "before")
+
+        async def commit_during_outage() -> None:
+            async with store.transaction() as tx:
+                await tx.save("a", "from tx", if_version=version)
+                await tx.save("b", "from tx")
+                await asyncio.to_thread(server.kill)
+
+        with pytest.raises(StoreUnavailableError):
+            await commit_during_outage()
+        await asyncio.to_thread(server.start)
+        assert await store.get_many(["a", "b"]) == ["before", None]

@@ -152,8 +152,10 @@ class RedisTransaction(BaseTransaction):
         async with client.pipeline(transaction=True) as pipe:
             if self._conditions:
                 watched = [base + key for key in self._conditions]
-                await pipe.watch(*watched)
-                raws = await pipe.execute_command("MGET", *watched)
+                # Nothing is written before EXEC: a failure here has a known outcome.
+                with map_errors(self.store.name, "commit"):
+                    await pipe.watch(*watched)
+                    raws = await pipe.execute_command("MGET", *watched)
                 for (key, condition), raw in zip(self._conditions.items(), raws, strict=True):
                     if not _holds(condition, raw):
                         raise self._fail(key, condition)
