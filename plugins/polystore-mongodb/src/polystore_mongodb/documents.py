@@ -1,0 +1,222 @@
+"""How entries are laid out as MongoDB documents, and the filters that read them.
+
+One document per key::
+
+    {"_id": key, "v": <the JSON value>, "ver": <version token>,
+     "exp": <UTC datetime, absent without ttl>, "esc": true  # only when keys were escaped}
+
+The user's value sits under ``v``, so no field of it can collide with the bookkeeping
+fields. Object keys inside the value that MongoDB cannot hold or address (a leading
+``$``, a ``.``, NUL) are escaped reversibly: such a key becomes ``%`` followed by the key
+with ``%``, ``.``, ``$`` and NUL percent-encoded, and a key that itself starts with ``%`` is
+escaped the same way so the mapping stays one-to-one. Documents with escaped keys carry
+``esc: true``; reads of all other documents skip the unescaping walk.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from polystore.types import JSONValue, Scalar
+
+__all__ = [
+    "ESCAPED",
+    "EXPIRES",
+    "VALUE",
+    "VERSION",
+    "escape_key",
+    "escape_value",
+    "expired_filter",
+    "find_filter",
+    "is_live",
+    "key_range",
+    "live_filter",
+    "make_document",
+    "needs_escape",
+    "prefix_successor",
+    "read_value",
+    "unescape_key",
+    "unescape_value",
+    "utcnow",
+]
+
+VALUE = "v"
+VERSION = "ver"
+EXPIRES = "exp"
+ESCAPED = "esc"
+
+_MARK = "%"
+_UNESCAPES = {"25": "%", "2E": ".", "24": "$", "00": "\x00"}
+_ESCAPED_SEQUENCE = re.compile("%(25|2E|24|00)")
+_MAX_CODE_POINT = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
+_NOT_ARRAY = {"$not": {"$type": "array"}}
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+# -- escaping ---------------------------------------------------------------------------
+
+
+def _key_needs_escape(key: str) -> bool:
+    return key[:1] in ("$", _MARK) or "." in key or "\x00" in key
+
+
+def escape_key(key: str) -> str:
+    """The stored form of one object key (unchanged unless it needs escaping)."""
+    if not _key_needs_escape(key):
+        return key
+    body = key.replace("%", "%25").replace(".", "%2E").replace("$", "%24").replace("\x00", "%00")
+    return _MARK + body
+
+
+def unescape_key(key: str) -> str:
+    """The inverse of :func:`escape_key`."""
+    if not key.startswith(_MARK):
+        return key
+    return _ESCAPED_SEQUENCE.sub(lambda match: _UNESCAPES[match[1]], key[1:])
+
+
+def needs_escape(value: object) -> bool:
+    """Whether any object key anywhere in ``value`` needs escaping."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _key_needs_escape(key):
+                    return True
+                if isinstance(child, (dict, list)):
+                    stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(child for child in item if isinstance(child, (dict, list)))
+    return False
+
+
+def escape_value(value: Any) -> Any:
+    """A copy of ``value`` with every object key escaped."""
+    if isinstance(value, dict):
+        return {escape_key(key): escape_value(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [escape_value(child) for child in value]
+    return value
+
+
+def unescape_value(value: Any) -> Any:
+    """The inverse of :func:`escape_value` (returns a copy)."""
+    if isinstance(value, dict):
+        return {unescape_key(key): unescape_value(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [unescape_value(child) for child in value]
+    return value
+
+
+def _might_need_escape(data: bytes) -> bool:
+    # ``data`` is the value's JSON encoding: a key that needs escaping shows one of these.
+    return b"$" in data or b"%" in data or b"." in data or b"\\u0000" in data
+
+
+# -- documents --------------------------------------------------------------------------
+
+
+def make_document(
+    value: JSONValue, data: bytes, version: str, ttl: float | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The replacement document of one entry (without ``_id``).
+
+    Args:
+        value: The JSON value.
+        data: Its JSON encoding (used to skip the escaping walk for most values).
+        version: The new version token.
+        ttl: Seconds until expiry, or ``None``.
+        now: The time the ttl counts from; the current time when omitted.
+    """
+    document: dict[str, Any]
+    if _might_need_escape(data) and needs_escape(value):
+        document = {VALUE: escape_value(value), VERSION: version, ESCAPED: True}
+    else:
+        document = {VALUE: value, VERSION: version}
+    if ttl is not None:
+        document[EXPIRES] = (now or utcnow()) + timedelta(seconds=ttl)
+    return document
+
+
+def read_value(document: dict[str, Any]) -> JSONValue:
+    """The user's value of a stored document."""
+    value = document.get(VALUE)
+    if document.get(ESCAPED):
+        return unescape_value(value)  # type: ignore[no-any-return]
+    return value
+
+
+def is_live(document: dict[str, Any]) -> bool:
+    """Whether a fetched document has not expired (checked on the client's clock)."""
+    expires = document.get(EXPIRES)
+    return expires is None or expires > utcnow()
+
+
+# -- filters ----------------------------------------------------------------------------
+
+
+def live_filter(now: datetime) -> dict[str, Any]:
+    """Matches documents without expiry or expiring after ``now``."""
+    return {EXPIRES: {"$not": {"$lte": now}}}
+
+
+def expired_filter(now: datetime) -> dict[str, Any]:
+    """Matches documents that expired at or before ``now``."""
+    return {EXPIRES: {"$lte": now}}
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``.
+
+    MongoDB compares strings (without a collation) by their UTF-8 bytes, which is
+    code-point order. ``None`` when there is no such string (empty prefix, or one made
+    only of U+10FFFF).
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code <= _MAX_CODE_POINT:
+            if code in _SURROGATES:
+                code = _SURROGATES.stop
+            return "".join(chars) + chr(code)
+    return None
+
+
+def key_range(prefix: str, after: str | None = None) -> dict[str, Any]:
+    """An ``_id`` condition for keys starting with ``prefix`` (and greater than ``after``).
+
+    A range on the ``_id`` index, never a pattern: no character of the prefix has a
+    special meaning.
+    """
+    condition: dict[str, Any] = {"$gte": prefix} if after is None else {"$gt": after}
+    upper = prefix_successor(prefix)
+    if upper is not None:
+        condition["$lt"] = upper
+    return condition
+
+
+def find_filter(where: dict[str, Scalar], now: datetime) -> dict[str, Any]:
+    """The query for ``find``: equality on top-level fields of live object values.
+
+    Follows the shared semantics: the value must be an object (arrays are excluded,
+    which MongoDB would otherwise search element-wise); ``None`` matches only an explicit
+    null (not a missing field); booleans match only booleans; numbers compare
+    numerically; strings exactly.
+    """
+    query: dict[str, Any] = {VALUE: _NOT_ARRAY}
+    for field, expected in where.items():
+        path = f"{VALUE}.{escape_key(field)}"
+        if expected is None:
+            query[path] = {"$type": "null", **_NOT_ARRAY}
+        else:
+            query[path] = {"$eq": expected, **_NOT_ARRAY}
+    query.update(live_filter(now))
+    return query

@@ -1,0 +1,63 @@
+"""Fixtures of the MongoDB backend tests.
+
+``mongodb_service`` (a private MongoDB-compatible server for the session) comes from
+``polystore.testing``, enabled in the repository's top-level ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from polystore_mongodb import MongoBackend, MongoDBStore, MongoSettings
+
+from polystore.testing.services import ServiceEndpoint
+
+TEST_DATABASE = f"polystore_tests_{uuid.uuid4().hex[:8]}"
+"""One database per test session. Collections are not dropped after each test (the test
+server's drop is slow); a private server's data goes away with it at the session's end."""
+
+SettingsFactory = Callable[..., MongoSettings]
+
+
+@pytest.fixture
+def make_settings(mongodb_service: ServiceEndpoint) -> SettingsFactory:
+    """Build settings for the session's server: the test database, short timeouts."""
+
+    def build(url: str | None = None, **options: Any) -> MongoSettings:
+        options.setdefault("database", TEST_DATABASE)
+        options.setdefault("timeout", 10.0)
+        # The test server (SecantusDB) evaluates ``$in`` in time quadratic in the list's
+        # length; smaller queries keep the 10 000-key batch tests fast on it.
+        options.setdefault("keys_per_query", 100)
+        return MongoSettings(url=url or mongodb_service.url, **options)
+
+    return build
+
+
+@pytest_asyncio.fixture
+async def mongo_backend(make_settings: SettingsFactory) -> AsyncIterator[MongoBackend]:
+    """An open backend on the session's server."""
+    async with MongoBackend(make_settings()) as backend:
+        yield backend
+
+
+def _new_store(backend: MongoBackend, tag: str) -> MongoDBStore:
+    store = backend.namespace(f"{tag}-{uuid.uuid4().hex[:12]}")
+    assert isinstance(store, MongoDBStore)
+    return store
+
+
+@pytest.fixture
+def mongo_store(mongo_backend: MongoBackend) -> MongoDBStore:
+    """A fresh namespace."""
+    return _new_store(mongo_backend, "t")
+
+
+@pytest.fixture
+def mongo_sibling_store(mongo_backend: MongoBackend) -> MongoDBStore:
+    """Another fresh namespace of the same backend."""
+    return _new_store(mongo_backend, "s")
