@@ -7,14 +7,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from polystore_mongodb import MongoBackend, MongoDBStore, MongoSettings
 
-from polystore.testing.services import ServiceEndpoint
+from polystore.testing._servers import LocalMongoServer
+from polystore.testing.fixtures import skip_allowed
+from polystore.testing.services import ServiceEndpoint, ServiceUnavailable
 
 TEST_DATABASE = f"polystore_tests_{uuid.uuid4().hex[:8]}"
 """One database per test session. Collections are not dropped after each test (the test
@@ -61,3 +63,30 @@ def mongo_store(mongo_backend: MongoBackend) -> MongoDBStore:
 def mongo_sibling_store(mongo_backend: MongoBackend) -> MongoDBStore:
     """Another fresh namespace of the same backend."""
     return _new_store(mongo_backend, "s")
+
+
+@pytest.fixture
+def private_mongo(request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalMongoServer]]:
+    """Start dedicated servers (real storage directory, ``--sync-on-commit``).
+
+    For tests that kill, restart or reconfigure a server without disturbing the
+    session's shared one. Call it with extra ``secantusd-py`` arguments; the servers are
+    closed (and their data removed) after the test.
+    """
+    servers: list[LocalMongoServer] = []
+
+    def start(*extra_args: str, begin: bool = True) -> LocalMongoServer:
+        try:
+            server = LocalMongoServer(extra_args=extra_args)
+        except ServiceUnavailable as exc:
+            if skip_allowed(request.config):
+                pytest.skip(str(exc))
+            raise
+        servers.append(server)
+        if begin:
+            server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

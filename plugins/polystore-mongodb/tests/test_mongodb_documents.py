@@ -1,0 +1,136 @@
+"""Pure logic of the document layout: key escaping, key ranges, the find filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from polystore_mongodb.documents import (
+    ESCAPED,
+    EXPIRES,
+    VALUE,
+    VERSION,
+    escape_key,
+    escape_value,
+    find_filter,
+    make_document,
+    needs_escape,
+    prefix_successor,
+    read_value,
+    unescape_key,
+)
+
+from polystore.codecs import JsonCodec
+
+AWKWARD_KEYS = [
+    "$set",
+    "$",
+    "a.b",
+    ".",
+    "..",
+    "a\x00b",
+    "%",
+    "%25",
+    "%2E",
+    "%a.b",
+    "$%.",
+    "a$b",
+    "a%b",
+    "名前.ü",
+    "",
+    "plain",
+]
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS, ids=repr)
+def test_escaped_keys_round_trip(key: str) -> None:
+    assert unescape_key(escape_key(key)) == key
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS, ids=repr)
+def test_escaped_keys_are_storable_field_names(key: str) -> None:
+    stored = escape_key(key)
+    assert not stored.startswith("$")
+    assert "." not in stored
+    assert "\x00" not in stored
+
+
+def test_escaping_is_one_to_one() -> None:
+    stored = [escape_key(key) for key in AWKWARD_KEYS]
+    assert len(set(stored)) == len(AWKWARD_KEYS)
+
+
+def test_ordinary_keys_are_left_alone() -> None:
+    for key in ["name", "a$b", "a%b", "名前", "", "_id", "v"]:
+        assert escape_key(key) == key
+
+
+def test_a_value_with_awkward_keys_round_trips_through_its_document() -> None:
+    value: Any = {
+        "$where": "1",
+        "a.b": {"$gt": [{"x.y": None, "%": 1}]},
+        "list": [{"$in": [1, 2]}, "$not.a.key"],
+        "ok": "strings.with.$dots stay as they are",
+    }
+    document = make_document(value, JsonCodec().encode(value), "v1", None)
+    assert document[ESCAPED] is True
+    assert "$where" not in document[VALUE]
+    assert document[VALUE]["ok"] == value["ok"]
+    assert document[VALUE]["list"][1] == "$not.a.key"
+    assert read_value(document) == value
+
+
+def test_values_without_awkward_keys_are_stored_unchanged() -> None:
+    value: Any = {"price": 1.5, "text": "a.b $c 100%", "items": [{"n": 1}]}
+    document = make_document(value, JsonCodec().encode(value), "v1", None)
+    assert document == {VALUE: value, VERSION: "v1"}
+    assert document[VALUE] is value
+    assert not needs_escape(value)
+
+
+def test_a_ttl_sets_an_aware_expiry_and_no_ttl_sets_none() -> None:
+    with_ttl = make_document(1, b"1", "v1", 30.0)
+    without = make_document(1, b"1", "v1", None)
+    assert with_ttl[EXPIRES].tzinfo is not None
+    assert EXPIRES not in without
+
+
+def test_escape_value_leaves_scalars_and_lists_of_scalars() -> None:
+    assert escape_value([1, "a.b", None]) == [1, "a.b", None]
+    assert escape_value("$x") == "$x"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "successor"),
+    [
+        ("a", "b"),
+        ("user:", "user;"),
+        ("a\\", "a]"),
+        ("a\U0010ffff", "b"),
+        ("\U0010ffff", None),
+        ("", None),
+        ("a\ud7ff", "a\ue000"),
+        ("é", "ê"),
+    ],
+    ids=repr,
+)
+def test_prefix_successor_bounds_every_key_with_the_prefix(
+    prefix: str, successor: str | None
+) -> None:
+    assert prefix_successor(prefix) == successor
+
+
+def test_prefix_successor_sorts_after_every_extension_in_utf8_order() -> None:
+    prefix = "k\uffff"
+    upper = prefix_successor(prefix)
+    assert upper is not None
+    for extension in ["", "\x01", "\uffff", "\U0001f511", "\U0010ffff" * 3]:
+        assert (prefix + extension).encode() < upper.encode()
+
+
+def test_find_filter_excludes_arrays_missing_fields_and_expired_entries() -> None:
+    query = find_filter({"f": None, "%g": 1}, now=None)  # type: ignore[arg-type]
+    assert query[VALUE] == {"$not": {"$type": "array"}}
+    assert query["v.f"] == {"$type": "null", "$not": {"$type": "array"}}
+    assert query["v.%%25g"] == {"$eq": 1, "$not": {"$type": "array"}}
+    assert EXPIRES in query
