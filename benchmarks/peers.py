@@ -2,6 +2,7 @@
 
 * py-key-value-aio (``key_value.aio``): ``RedisStore``, ``MongoDBStore``,
   ``PostgreSQLStore``; values must be dicts; no compare-and-set, so ``cas`` is n/a.
+  Its MongoDB store gets a client with the same write concern as everyone else.
 * aiocache: ``RedisCache`` with its default ``JsonSerializer``; compare-and-set through
   ``OptimisticLock`` (documented use: read inside the lock, then ``lock.cas``).
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,37 +22,41 @@ AIOCACHE = "aiocache"
 
 
 class UnavailableError(Exception):
-    """The peer cannot run here (missing extra, or no such store); the text says why."""
+    """The library cannot run here (not installed, or no such store); the text says why."""
+
+
+def _make_pykv(stack: AsyncExitStack, server: str, location: str, collection: str) -> Any:
+    try:
+        if server == "redis":
+            from key_value.aio.stores.redis import RedisStore
+
+            return RedisStore(url=location, default_collection=collection)
+        if server == "mongodb":
+            from key_value.aio.stores.mongodb import MongoDBStore
+
+            from benchmarks.raw_mongodb import durable_client
+
+            client = durable_client(location)
+            stack.push_async_callback(client.close)
+            return MongoDBStore(client=client, db_name="bench_pykv", default_collection=collection)
+        if server == "postgres":
+            from key_value.aio.stores.postgresql import PostgreSQLStore
+
+            return PostgreSQLStore(
+                url=location, table_name="bench_pykv", default_collection=collection
+            )
+    except ImportError as exc:
+        raise UnavailableError(f"not installed: {exc}") from exc
+    raise UnavailableError(f"n/a: no {server} store")
 
 
 async def open_pykv(
     stack: AsyncExitStack, server: str, location: str, *, collection: str, ttl: float | None = None
 ) -> Ops:
     """A py-key-value-aio store for ``server`` (``redis``, ``mongodb``, ``postgres``)."""
-    store: Any
-    try:
-        if server == "redis":
-            from key_value.aio.stores.redis import RedisStore
-
-            store = RedisStore(url=location, default_collection=collection)
-        elif server == "mongodb":
-            from key_value.aio.stores.mongodb import MongoDBStore
-
-            from benchmarks.raw_mongodb import durable_client
-
-            client = durable_client(location)  # the same write concern as the others
-            stack.push_async_callback(client.close)
-            store = MongoDBStore(client=client, db_name="bench_pykv", default_collection=collection)
-        elif server == "postgres":
-            from key_value.aio.stores.postgresql import PostgreSQLStore
-
-            store = PostgreSQLStore(
-                url=location, table_name="bench_pykv", default_collection=collection
-            )
-        else:
-            raise UnavailableError(f"n/a: no {server} store")
-    except ImportError as exc:
-        raise UnavailableError(f"not installed: {exc}") from exc
+    with warnings.catch_warnings():  # "A configured store is unstable ...": not news here
+        warnings.filterwarnings("ignore", message="A configured store is unstable")
+        store = _make_pykv(stack, server, location, collection)
     await stack.enter_async_context(store)
 
     async def save_many(items: dict[str, Any]) -> None:

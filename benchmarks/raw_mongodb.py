@@ -1,10 +1,10 @@
 """The limit for the ``mongodb`` backend: PyMongo's ``AsyncMongoClient`` doing the same work.
 
 One document per key as polystore lays it out (``{_id: key, v: value, ver: version,
-exp: expiry}``); reads skip expired documents; a batch read is one ``$in`` query and a
-batch write one unordered ``bulk_write``; compare-and-set is a replace filtered on
-``{_id, ver}``. Writes use polystore's default write concern (``w="majority", j=True``)
-and the pool has its default size.
+exp: expiry}``, with a TTL index on ``exp``); reads skip expired documents; a batch read
+is one ``$in`` query and a batch write one unordered ``bulk_write``; compare-and-set is a
+replace filtered on ``{_id, ver}``. Writes use polystore's default write concern
+(``w="majority", j=True``), its 10 s operation timeout, and the pool has its default size.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ class RawMongo:
 
 
 def durable_client(url: str) -> AsyncMongoClient[dict[str, Any]]:
-    """A client whose writes wait for the journal of a majority, like polystore's default."""
-    return AsyncMongoClient(url, w="majority", journal=True, tz_aware=True)
+    """A client with polystore's defaults: writes wait for a majority's journal, and every
+    operation has a 10 s deadline."""
+    return AsyncMongoClient(url, w="majority", journal=True, tz_aware=True, timeoutMS=10_000)
 
 
 async def open_raw_mongodb(
@@ -87,5 +88,6 @@ async def open_raw_mongodb(
     client = durable_client(url)
     stack.push_async_callback(client.close)
     coll = client["bench"].get_collection(collection, write_concern=DURABLE)
+    await coll.create_index("exp", expireAfterSeconds=0)  # the server reaps expired entries
     raw = RawMongo(coll, ttl)
     return Ops(raw.get, raw.save, raw.get_many, raw.save_many, raw.increment, raw.delete_many)

@@ -3,10 +3,11 @@
 One table per namespace as polystore lays it out (``key`` text primary key, the JSON text
 in a ``json`` column, a random version, an expiry timestamp), reads filter expired rows,
 a batch is one ``unnest`` statement, compare-and-set is ``UPDATE ... WHERE version = $n``.
-The pool has polystore's default size (1 to 10 connections) and, like polystore's, skips
-asyncpg's session reset on release (``RESET ALL; UNLISTEN *; ...``: a second round trip
-per call, needless when no session state is changed). polystore also maintains a GIN
-index for ``find``; the raw table has none, since these workloads never query.
+The pool has polystore's default size (1 to 10 connections) and call timeout (10 s),
+and, like polystore's, skips asyncpg's session reset on release (``RESET ALL; UNLISTEN
+*; ...``: a second round trip per call, needless when no session state is changed).
+Neither table has the GIN index that serves ``find`` (polystore builds it on a
+namespace's first ``find``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ async def open_raw_postgres(
     stack: AsyncExitStack, url: str, *, collection: str, ttl: float | None = None
 ) -> Ops:
     """Create an asyncpg pool and table ``collection``; return the raw :class:`Ops`."""
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=10, reset=_keep_session)
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=10, command_timeout=10.0, reset=_keep_session
+    )
     stack.push_async_callback(pool.close)
     raw = RawPostgres(pool, collection, ttl)
     await pool.execute(raw.ddl)

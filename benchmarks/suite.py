@@ -215,12 +215,9 @@ async def run_mixed_section(run: Run, allowed: Sequence[str]) -> Section:
         placement = await _place_routes(stack, libraries, run, allowed)
         section.where = ", ".join(f"{route}: {server}" for route, server in placement.items())
         active = {lib.name: lib for lib in libraries if len(lib.routes) == len(MIXED_ROUTES)}
-        for lib in active.values():
-            for route, ops in lib.routes.items():
-                await lib.spaces[route].preload(ops, run.sizes.batch)
 
         async def prepare(name: str, sizes: Sizes) -> None:
-            await prepare_mixed(active[name].routes, sizes)
+            await prepare_mixed(active[name].routes, sizes, active[name].spaces)
 
         async def measured(name: str, sizes: Sizes) -> int:
             return await run_mixed(active[name].routes, active[name].spaces, sizes)
