@@ -275,3 +275,16 @@ def test_hiredis_packing_produces_the_bytes_redis_py_would(command: tuple[object
 def test_hiredis_packing_rejects_what_redis_py_rejects() -> None:
     with pytest.raises(rx.DataError):
         HiredisConnection().pack_command("SET", "k", object())
+
+
+def test_the_public_api_is_pinned() -> None:
+    import polystore_redis
+
+    assert polystore_redis.__all__ == [
+        "RedisBackend",
+        "RedisSettings",
+        "RedisStore",
+        "RedisTLSSettings",
+        "map_errors",
+    ]
+    assert all(hasattr(polystore_redis, name) for name in polystore_redis.__all__)
