@@ -241,8 +241,8 @@ async def run_suite(
     servers: Servers,
     *,
     smoke: bool = False,
-    rounds: int = 7,
-    seconds: float = 0.6,
+    rounds: int = 11,
+    seconds: float = 0.4,
     mixed: bool = True,
     log: Log = print,
 ) -> list[Section]:
