@@ -77,12 +77,14 @@ class BaseBackend(ABC):
                 logger.info("opened %r (%s)", self, ",".join(self.capabilities.names()))
 
     async def aclose(self) -> None:
-        """Release what the backend owns. Idempotent."""
+        """Release what the backend owns. Idempotent; ``_close`` must cope with a backend
+        that was never opened."""
         if self._closed:
             return
         self._closed = True
+        # Also when open() never ran: a driver may have created a lazy client already.
+        await self._close()
         if self._opened:
-            await self._close()
             logger.info("closed %r", self)
 
     def namespace(self, name: str) -> DataStore:
