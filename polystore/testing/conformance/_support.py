@@ -1,0 +1,89 @@
+"""Constants and helpers shared by the conformance test classes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from polystore.protocol import DataStore
+from polystore.types import Capabilities, JSONValue
+
+TTL_SHORT = 0.4
+EXPIRY_DEADLINE = 15.0
+
+JSON_VALUES: list[JSONValue] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**53 + 1,
+    2**63 - 1,
+    -(2**63),
+    1.5,
+    -2.25e-10,
+    1e300,
+    "",
+    "plain text",
+    [],
+    [1, "two", None, False, 2.5, [3], {"four": 4}],
+    {},
+    {"a": 1, "b": [True, None], "c": {"d": "e"}},
+]
+
+BAD_KEYS: list[Any] = ["", "a\x00b", "x" * 1025, "é" * 513, b"bytes", 42, None, ("t",), "\ud800"]
+BAD_TTLS: list[Any] = [0, -1, -0.5, float("nan"), float("inf"), "10", True]
+
+LITERAL_KEYS = [
+    "a*",
+    "a?",
+    "a[bc]",
+    "a[!b]",
+    "a\\",
+    "a\\*",
+    "a%",
+    "a_",
+    "a.b",
+    "a{tag}",
+    "a|b",
+    "a^$",
+    "a(b)+",
+    "a:b:c",
+    "a'--",
+    'a"q',
+]
+
+
+def requires(store: DataStore, *capabilities: Capabilities) -> None:
+    """Skip the calling test unless ``store`` declares every capability."""
+    missing = [c for c in capabilities if c not in store.capabilities]
+    if missing:
+        names = ", ".join(n for c in missing for n in c.names())
+        pytest.skip(f"store does not declare {names}")
+
+
+def lacks(store: DataStore, capability: Capabilities) -> None:
+    """Skip the calling test if ``store`` declares ``capability``."""
+    if capability in store.capabilities:
+        pytest.skip(f"store declares {capability.names()[0]}")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = EXPIRY_DEADLINE, every: float = 0.05
+) -> bool:
+    """Poll ``check`` until it returns True or ``timeout`` seconds pass; return the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(every)
+
+
+async def collect(keys: AsyncIterator[str]) -> list[str]:
+    return [key async for key in keys]
