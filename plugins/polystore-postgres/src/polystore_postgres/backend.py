@@ -171,13 +171,22 @@ class PostgresBackend(BaseBackend):
                 raise StoreUnavailableError("backend is closed", backend=self.name)
         return await _acquire(pool, timeout)
 
-    async def release(self, conn: Any) -> None:
-        """Return a connection to the pool; a broken one is dropped, never reused."""
+    async def release(self, conn: Any, *, discard: bool = False) -> None:
+        """Return a connection to the pool; a broken or suspect one is closed, never reused.
+
+        Args:
+            conn: The connection from :meth:`acquire`.
+            discard: Close it instead (after a timeout, a lost connection or a cancel:
+                waiting for it to settle could outlast the caller's timeout).
+        """
         pool = self._pool
         if conn is None or pool is None:
             return
+        if discard:
+            with contextlib.suppress(*DRIVER_ERRORS):  # it may be closed already
+                conn.terminate()
         try:
-            await pool.release(conn)
+            await pool.release(conn, timeout=self.settings.timeout)
         except DRIVER_ERRORS as exc:  # the pool has already discarded the connection
             logger.debug("releasing a connection failed: %s", scrub(str(exc), self.secrets))
 

@@ -40,6 +40,7 @@ __all__ = [
     "PostgresUnavailableError",
     "PostgresUnknownOutcomeError",
     "SerializationConflictError",
+    "connection_suspect",
     "map_errors",
     "translate",
 ]
@@ -61,6 +62,7 @@ _GONE_STATES = frozenset({"57P01", "57P02", "57P05"})
 # Refused before anything ran: start-up, too many connections, out of resources, or a
 # read-only server (a standby, or a primary being demoted during a failover).
 _REFUSED_STATES = frozenset({"57P03", "53300", "53400", "25006"})
+_LOST_CONNECTION_SIGNS = ("closed", "closing", "another operation", "released back to the pool")
 
 
 class PostgresStoreError(StoreError):
@@ -169,7 +171,9 @@ def translate(
         return _server_error(exc, detail, context, write_sent)
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc)
-        if "closed" in text or "closing" in text or "another operation" in text:
+        # A connection that dies is also handed back to the pool by asyncpg, so a
+        # transaction's next statement reports "released back to the pool".
+        if any(sign in text for sign in _LOST_CONNECTION_SIGNS):
             return PostgresUnavailableError(f"connection unusable: {detail}", **context)
         return PostgresStoreError(f"driver error: {detail}", **context)
     if isinstance(exc, (asyncpg.InternalClientError, OSError)):
@@ -212,6 +216,22 @@ def _server_error(
             )
         return PostgresUnavailableError(f"connection lost: {detail}", **fields)
     return PostgresStoreError(f"server error: {detail}", **fields)
+
+
+def connection_suspect(exc: BaseException | None) -> bool:
+    """Whether a connection that raised ``exc`` may be mid-statement, cancelling, or dead.
+
+    Such a connection is closed rather than reused or rolled back: waiting on it could
+    outlast the caller's timeout, and the server rolls back what it had open anyway.
+    """
+    if exc is None:
+        return False
+    if isinstance(exc, PolystoreError):
+        return isinstance(exc, (PostgresUnavailableError, PostgresUnknownOutcomeError))
+    if isinstance(exc, asyncpg.PostgresError):
+        state: str = exc.sqlstate or ""
+        return state.startswith("08") or state in _GONE_STATES
+    return isinstance(exc, (*DRIVER_ERRORS, asyncio.CancelledError))
 
 
 @contextmanager

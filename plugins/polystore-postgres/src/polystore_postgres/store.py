@@ -25,6 +25,7 @@ from polystore_postgres import ops
 from polystore_postgres.errors import (
     DRIVER_ERRORS,
     SerializationConflictError,
+    connection_suspect,
     translate,
 )
 from polystore_postgres.query_index import build_query_index
@@ -76,7 +77,7 @@ class _Call:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.store.backend.release(self.conn)
+        await self.store.backend.release(self.conn, discard=connection_suspect(exc))
         if isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, PolystoreError):
             raise self.store.error(exc, self.operation, self.key, write_sent=self.write) from exc
 
@@ -366,8 +367,10 @@ class PostgreSQLStore(BaseStore):
                 finally:
                     if task is not None:
                         self._tx_tasks.discard(task)
-        finally:
-            await self.backend.release(conn)
+        except BaseException as exc:
+            await self.backend.release(conn, discard=connection_suspect(exc))
+            raise
+        await self.backend.release(conn)
 
     async def run_transaction(
         self,

@@ -22,7 +22,12 @@ from polystore.base import BaseTransaction
 from polystore.errors import PolystoreError
 from polystore.types import Entry, JSONValue, Version
 from polystore_postgres import ops
-from polystore_postgres.errors import DRIVER_ERRORS, PostgresStoreError, map_errors
+from polystore_postgres.errors import (
+    DRIVER_ERRORS,
+    PostgresStoreError,
+    connection_suspect,
+    map_errors,
+)
 from polystore_postgres.sql import TableSQL
 
 if TYPE_CHECKING:
@@ -38,13 +43,15 @@ _BEGIN = {
 
 
 class TransactionScope:
-    """State of one open transaction: whether a statement failed, whether it ended."""
+    """State of one open transaction: whether a statement failed (and left the connection
+    suspect), whether it ended."""
 
-    __slots__ = ("failed", "finished")
+    __slots__ = ("failed", "finished", "suspect")
 
     def __init__(self) -> None:
         self.failed = False
         self.finished = False
+        self.suspect = False
 
 
 @asynccontextmanager
@@ -64,13 +71,13 @@ async def transaction_scope(
         await conn.execute(_BEGIN[isolation], timeout=store.timeout)
     try:
         yield scope
-    except BaseException:
+    except BaseException as exc:
         scope.finished = True
-        await _rollback(conn, store.timeout)
+        await _end(conn, store.timeout, abandon=scope.suspect or connection_suspect(exc))
         raise
     scope.finished = True
     if scope.failed:
-        await _rollback(conn, store.timeout)
+        await _end(conn, store.timeout, abandon=scope.suspect)
         raise PostgresStoreError(
             "a statement in the transaction failed, so the transaction was rolled back",
             backend=store.name,
@@ -86,10 +93,15 @@ async def transaction_scope(
         )
 
 
-async def _rollback(conn: Any, timeout: float) -> None:
-    # The server rolls back by itself when the connection is gone; nothing to report.
+async def _end(conn: Any, timeout: float, *, abandon: bool) -> None:
+    """Roll back; or close a connection that may be mid-statement or dead (waiting on it
+    could outlast the timeout) and let the server roll back. Nothing to report either way.
+    """
     with suppress(*DRIVER_ERRORS):
-        await conn.execute("ROLLBACK", timeout=timeout)
+        if abandon:
+            conn.terminate()
+        else:
+            await conn.execute("ROLLBACK", timeout=timeout)
 
 
 class PostgresTransaction(BaseTransaction):
@@ -113,6 +125,7 @@ class PostgresTransaction(BaseTransaction):
 
     def _failed(self, exc: BaseException, operation: str, key: str) -> Exception:
         self._scope.failed = True
+        self._scope.suspect = self._scope.suspect or connection_suspect(exc)
         return self.store.error(exc, operation, key)
 
     async def _get_entry(self, key: str) -> Entry | None:
