@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -65,13 +67,13 @@ def mongo_sibling_store(mongo_backend: MongoBackend) -> MongoDBStore:
     return _new_store(mongo_backend, "s")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_mongo(request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalMongoServer]]:
     """Start dedicated servers (real storage directory, ``--sync-on-commit``).
 
     For tests that kill, restart or reconfigure a server without disturbing the
     session's shared one. Call it with extra ``secantusd-py`` arguments; the servers are
-    closed (and their data removed) after the test.
+    closed (and their data removed) at the end of the test module.
     """
     servers: list[LocalMongoServer] = []
 
@@ -90,3 +92,19 @@ def private_mongo(request: pytest.FixtureRequest) -> Iterator[Callable[..., Loca
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def reap_driver_sockets() -> Iterator[None]:
+    """Collect sockets PyMongo leaks when a client closes while its monitor connects.
+
+    PyMongo's asyncio connect does not close its socket when the connecting task is
+    cancelled, which ``AsyncMongoClient.close()`` does to a monitor that is reconnecting
+    to an unreachable server. Tests that close a client in that state use this fixture:
+    the leaked sockets are collected at teardown with their ``ResourceWarning`` silenced,
+    instead of surfacing later in an unrelated test.
+    """
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

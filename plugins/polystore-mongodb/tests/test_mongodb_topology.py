@@ -14,7 +14,7 @@ from polystore.testing._servers import LocalMongoServer
 from polystore.types import Capabilities
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def standalone(private_mongo: Callable[..., LocalMongoServer]) -> LocalMongoServer:
     """A server that reports itself as standalone (no replica set in ``hello``)."""
     return private_mongo("--standalone")
