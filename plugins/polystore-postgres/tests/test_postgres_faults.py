@@ -68,6 +68,38 @@ async def store(server: ServiceEndpoint) -> AsyncIterator[PostgreSQLStore]:
         await asyncio.to_thread(server.start)
 
 
+def _server_processes(postmaster: int) -> list[int]:
+    """The postmaster and its children (each child runs in a session of its own)."""
+    children = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == postmaster:
+                children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _crash(server: ServiceEndpoint) -> None:
+    """SIGKILL the postmaster and every backend at once, as a machine crash would.
+
+    ``kill()`` alone stops the postmaster's process group, but each backend runs in a
+    session of its own and lingers until it notices the postmaster is gone.
+    """
+    process = getattr(server, "_proc", None)
+    if process is not None and PROC.is_dir():
+        _signal_all(_server_processes(process.pid), signal.SIGKILL)
+    server.kill()
+
+
 class _Workload:
     """Writers and readers that record acknowledged writes and every failure."""
 
@@ -115,7 +147,7 @@ async def test_a_killed_server_fails_calls_quickly_and_serves_again_after_start(
     server: ServiceEndpoint, store: PostgreSQLStore
 ) -> None:
     work = _Workload(store)
-    await work.run_while(server.kill)
+    await work.run_while(lambda: _crash(server))
 
     assert work.write_errors
     assert work.read_errors
@@ -155,7 +187,7 @@ async def test_a_kill_inside_a_transaction_leaves_nothing_behind(
         async with store.transaction() as tx:
             await tx.save("a", "during")
             await tx.save("b", "during")
-            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(_crash, server)
             await tx.save("c", "during")
 
     with pytest.raises(StoreUnavailableError):
@@ -171,32 +203,12 @@ async def test_a_kill_just_before_commit_leaves_nothing_behind(
         async with store.transaction() as tx:
             await tx.save("a", "during")
             await tx.save("b", "during")
-            await asyncio.to_thread(server.kill)
+            await asyncio.to_thread(_crash, server)
 
     with pytest.raises((StoreUnavailableError, UnknownOutcomeError)):
         await transfer()
     await asyncio.to_thread(server.start)
     assert await store.get_many(["a", "b"]) == [None, None]
-
-
-def _server_processes(postmaster: int) -> list[int]:
-    """The postmaster and its children (each child runs in a session of its own)."""
-    children = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent == postmaster:
-                children.append(int(entry.name))
-    return [postmaster, *children]
-
-
-def _signal_all(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
 
 
 async def test_a_hung_server_times_out_instead_of_hanging(
