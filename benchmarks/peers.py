@@ -71,7 +71,7 @@ async def open_aiocache(
 ) -> Ops:
     """An aiocache ``RedisCache`` (Redis only)."""
     if server != "redis":
-        raise UnavailableError(f"n/a: no {server} backend")
+        raise UnavailableError("n/a: Redis only")
     from aiocache import RedisCache  # type: ignore[import-untyped]
     from aiocache.lock import (  # type: ignore[import-untyped]
         OptimisticLock,

@@ -157,6 +157,13 @@ def section_lines(section: Section) -> list[str]:
             row.append(_ratio(ratio) if ratio else "—")
         rows.append(row)
     lines = [title, "", *_table(header, rows), ""]
+    if section.cpu:
+        lines += [f"Client CPU time per op in µs ({section.backend}; lower is better):", ""]
+        cpu_rows = [
+            [workload, *(f"{per_lib[lib]:.1f}" if lib in per_lib else "—" for lib in libraries)]
+            for workload, per_lib in section.cpu.items()
+        ]
+        lines += [*_table(["workload", *libraries], cpu_rows), ""]
     if section.counters:
         lines += [f"Server commands caused by one batch of 100 ({section.backend}):", ""]
         count_rows = [
@@ -196,6 +203,7 @@ def as_json(sections: Sequence[Section], meta: dict[str, Any]) -> dict[str, Any]
                 "results": [{**asdict(r), "median": r.median} for r in s.results],
                 "ratios": [asdict(r) for r in ratios(s.results)],
                 "counters": s.counters,
+                "cpu_us_per_op": s.cpu,
             }
             for s in sections
         ],

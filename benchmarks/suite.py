@@ -10,7 +10,9 @@ scale each workload after the warm-up so that the slowest library's run lasts ab
 from __future__ import annotations
 
 import functools
+import statistics
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -74,6 +76,8 @@ class Section:
     where: str = ""
     results: list[BenchResult] = field(default_factory=list)
     counters: dict[str, dict[str, dict[str, int] | None]] = field(default_factory=dict)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Median client CPU time per op in microseconds, by workload and library."""
 
 
 async def _open_library(
@@ -97,9 +101,10 @@ async def _clean(ops: Ops | None, space: KeySpace) -> None:
             await ops.delete_many(keys[start : start + 500])
 
 
-async def _run_workloads(target: str, libraries: Sequence[Library], run: Run) -> list[BenchResult]:
-    results: list[BenchResult] = []
+async def _run_workloads(section: Section, libraries: Sequence[Library], run: Run) -> None:
+    target = section.backend
     for workload in SINGLE_WORKLOADS:
+        cpu: dict[str, list[float]] = {}
         active: Active = {}
         for lib in libraries:
             if lib.ops is not None and (not workload.needs_cas or lib.ops.increment):
@@ -112,20 +117,28 @@ async def _run_workloads(target: str, libraries: Sequence[Library], run: Run) ->
             await workload.prepare(ops, sizes, space)
 
         async def measured(
-            name: str, sizes: Sizes, workload: Workload = workload, active: Active = active
+            name: str,
+            sizes: Sizes,
+            workload: Workload = workload,
+            active: Active = active,
+            cpu: dict[str, list[float]] = cpu,
         ) -> int:
             ops, space = active[name]
-            return await workload.run(ops, sizes, space)
+            started = time.process_time()
+            count = await workload.run(ops, sizes, space)
+            cpu.setdefault(name, []).append((time.process_time() - started) / count * 1e6)
+            return count
 
         rates = await interleave(
             list(active), prepare, measured, run.sizes, run.rounds, run.seconds
         )
+        # The first figure of each library is its warm-up run.
+        section.cpu[workload.name] = {n: statistics.median(t[1:] or t) for n, t in cpu.items()}
         for lib in libraries:
             got = tuple(rates.get(lib.name, ()))
             note = "" if got else (lib.note or "n/a: no compare-and-set")
-            results.append(BenchResult(target, workload.name, lib.name, got, note))
+            section.results.append(BenchResult(target, workload.name, lib.name, got, note))
         run.log(f"  {target} {workload.name}: done")
-    return results
 
 
 async def _batch_counters(
@@ -168,7 +181,7 @@ async def run_backend(backend: str, run: Run) -> Section:
             section.status = libraries[0].note
             return section
         run.log(f"{backend}: {', '.join(lib.name for lib in libraries if lib.ops)}")
-        section.results = await _run_workloads(backend, libraries, run)
+        await _run_workloads(section, libraries, run)
         counter = None if backend == "sqlite" else await open_counter(backend, location)
         if counter is not None:
             try:
