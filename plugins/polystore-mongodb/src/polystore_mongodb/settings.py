@@ -76,8 +76,8 @@ class MongoSettings(BaseModel):
             production).
         tls_allow_invalid_hostnames: Disable hostname verification.
         app_name: Shown in the server's logs and ``currentOp``.
-        keys_per_query: Keys per ``$in`` query or delete of a batch call; larger batches
-            are split into several queries.
+        keys_per_query: Keys per ``$in`` query, ``$in`` delete or ``bulk_write`` of a
+            batch call; larger batches are split into several calls.
         max_value_bytes: Largest encoded value accepted.
         retry: Retry policy of idempotent reads.
     """

@@ -46,8 +46,7 @@ def _chunks(keys: list[str], size: int) -> list[list[str]]:
 class MongoDBStore(BaseStore):
     """One namespace of a :class:`~polystore_mongodb.MongoBackend`, in its own collection.
 
-    Every operation is one round trip (batch reads and deletes: one per
-    ``keys_per_query`` keys); the TTL index
+    Every operation is one round trip (batches: one per ``keys_per_query`` keys); the TTL index
     is created on the first write. See ``docs/backends/mongodb.md`` for the layout.
 
     Attributes:
@@ -161,12 +160,16 @@ class MongoDBStore(BaseStore):
         collection = await self._writable()
         now = utcnow()
         versions = [new_version() for _ in items]
-        requests = [
-            ReplaceOne({"_id": key}, make_document(value, data, version, ttl, now), upsert=True)
-            for (key, value, data), version in zip(items, versions, strict=True)
-        ]
-        with map_errors(self.name, "save_many", write=True):
-            await collection.bulk_write(requests, ordered=False)
+        size = self._keys_per_query
+        for start in range(0, len(items), size):
+            requests = [
+                ReplaceOne({"_id": key}, make_document(value, data, version, ttl, now), upsert=True)
+                for (key, value, data), version in zip(
+                    items[start : start + size], versions[start : start + size], strict=True
+                )
+            ]
+            with map_errors(self.name, "save_many", write=True):
+                await collection.bulk_write(requests, ordered=False)
         return versions
 
     async def _delete_many(self, keys: list[str]) -> int:
