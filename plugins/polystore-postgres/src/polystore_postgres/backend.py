@@ -169,6 +169,10 @@ class PostgresBackend(BaseBackend):
             pool = self._ready_pool
             if pool is None:
                 raise StoreUnavailableError("backend is closed", backend=self.name)
+        if pool.get_idle_size():
+            # An open connection is free: acquire cannot wait (at worst it reconnects,
+            # within connect_timeout), so skip the cost of arming a timer.
+            return await pool.acquire()
         return await _acquire(pool, timeout)
 
     async def release(self, conn: Any, *, discard: bool = False) -> None:
@@ -186,7 +190,9 @@ class PostgresBackend(BaseBackend):
             with contextlib.suppress(*DRIVER_ERRORS):  # it may be closed already
                 conn.terminate()
         try:
-            await pool.release(conn, timeout=self.settings.timeout)
+            # No timeout: only a cancelling connection makes release wait, and such a
+            # connection is suspect, so it was terminated above.
+            await pool.release(conn)
         except DRIVER_ERRORS as exc:  # the pool has already discarded the connection
             logger.debug("releasing a connection failed: %s", scrub(str(exc), self.secrets))
 

@@ -34,11 +34,14 @@ _EXACT_NUMBERS = 2**53
 
 def shape_of(data: bytes) -> int:
     """Classify encoded JSON for the ``shape`` column (orjson writes no leading space)."""
-    if data[:1] != b"{":
+    if not data.startswith(b"{"):
         return SHAPE_OTHER
     # orjson escapes NUL as \u0000; a literal backslash-u0000 in a string also lands here,
-    # which only costs that row a Python-side check.
-    return SHAPE_OPAQUE_OBJECT if b"\\u0000" in data else SHAPE_OBJECT
+    # which only costs that row a Python-side check. Most documents hold no backslash at
+    # all, and looking for one byte is several times faster than for six.
+    if b"\\" in data and b"\\u0000" in data:
+        return SHAPE_OPAQUE_OBJECT
+    return SHAPE_OBJECT
 
 
 def containment_filter(where: dict[str, Scalar]) -> str:

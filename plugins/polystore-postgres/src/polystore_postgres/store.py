@@ -232,20 +232,20 @@ class PostgreSQLStore(BaseStore):
         sql = self._sql or await self.prepare()
         versions = [new_version() for _ in items]
         # Sorted, so concurrent batches lock rows in one order and cannot deadlock.
-        order = sorted(range(len(items)), key=lambda i: items[i][0])
+        rows = sorted(zip(items, versions, strict=True), key=_first_key)
         size = self.backend.settings.batch_rows
-        chunks = [order[start : start + size] for start in range(0, len(order), size)]
-        async with self._batch("save_many", len(chunks)) as call:
-            for chunk in chunks:
+        async with self._batch("save_many", -(-len(rows) // size)) as call:
+            for start in range(0, len(rows), size):
+                keys, texts, shapes, chunk_versions = [], [], [], []
+                for (key, _, data), version in rows[start : start + size]:
+                    keys.append(key)
+                    texts.append(data.decode("utf-8"))
+                    shapes.append(ops.shape_of(data))
+                    chunk_versions.append(version)
                 await call.conn.execute(
-                    sql.save_many,
-                    [items[i][0] for i in chunk],
-                    [items[i][2].decode("utf-8") for i in chunk],
-                    [versions[i] for i in chunk],
-                    ttl,
-                    [ops.shape_of(items[i][2]) for i in chunk],
+                    sql.save_many, keys, texts, chunk_versions, ttl, shapes,
                     timeout=call.remaining(),
-                )
+                )  # fmt: skip
         return versions
 
     async def _delete_many(self, keys: list[str]) -> int:
@@ -418,6 +418,10 @@ class PostgreSQLStore(BaseStore):
 
     async def _health(self) -> Health:
         return await self.backend.health()
+
+
+def _first_key(row: tuple[tuple[str, JSONValue, bytes], Version]) -> str:
+    return row[0][0]
 
 
 def _entry(row: Any) -> Entry:
