@@ -11,17 +11,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from polystore.base import BaseStore, new_version
-from polystore.errors import PolystoreError, StoreError, UnsupportedOperationError
+from polystore.errors import StoreError, UnsupportedOperationError
 from polystore.protocol import DataStoreTransaction
 from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
 from polystore.validation import matches_where
 from polystore_postgres import ops
+from polystore_postgres.call import Call
 from polystore_postgres.errors import (
     DRIVER_ERRORS,
     SerializationConflictError,
@@ -42,44 +42,6 @@ T = TypeVar("T")
 _loads = orjson.loads
 _INDEX_RETRY_SECONDS = 30.0
 logger = logging.getLogger("polystore_postgres")
-
-
-class _Call:
-    """One pooled connection for one call: acquire within the deadline, release after,
-    translate driver errors (a write's outcome is unknown once it was sent)."""
-
-    __slots__ = ("conn", "deadline", "key", "operation", "store", "write")
-
-    def __init__(self, store: PostgreSQLStore, operation: str, key: str | None, write: bool):
-        self.store = store
-        self.operation = operation
-        self.key = key
-        self.write = write
-        self.conn: Any = None
-        self.deadline = 0.0
-
-    def remaining(self) -> float:
-        """Seconds left of the call's timeout (never zero: asyncpg treats 0 as none)."""
-        return max(self.deadline - time.monotonic(), 0.001)
-
-    async def __aenter__(self) -> _Call:
-        store = self.store
-        self.deadline = time.monotonic() + store.timeout
-        try:
-            self.conn = await store.backend.acquire(store.timeout)
-        except DRIVER_ERRORS as exc:
-            raise store.error(exc, self.operation, self.key) from exc
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.store.backend.release(self.conn, discard=connection_suspect(exc))
-        if isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, PolystoreError):
-            raise self.store.error(exc, self.operation, self.key, write_sent=self.write) from exc
 
 
 class PostgreSQLStore(BaseStore):
@@ -137,8 +99,8 @@ class PostgreSQLStore(BaseStore):
             secrets=self.backend.secrets,
         )
 
-    def _call(self, operation: str, key: str | None = None, *, write: bool = False) -> _Call:
-        return _Call(self, operation, key, write)
+    def _call(self, operation: str, key: str | None = None, *, write: bool = False) -> Call:
+        return Call(self, operation, key, write)
 
     async def prepare(self) -> TableSQL:
         """Create the namespace table if needed (under an advisory lock); idempotent."""
@@ -262,7 +224,7 @@ class PostgreSQLStore(BaseStore):
         return count
 
     @asynccontextmanager
-    async def _batch(self, operation: str, chunks: int) -> AsyncIterator[_Call]:
+    async def _batch(self, operation: str, chunks: int) -> AsyncIterator[Call]:
         """A call for a batch: one statement, or a transaction around several chunks."""
         if chunks <= 1:
             async with self._call(operation, write=True) as call:
@@ -303,12 +265,15 @@ class PostgreSQLStore(BaseStore):
             self._want_query_index(sql)
         document = ops.containment_filter(where)
         if limit is None:
-            rows = await self._read_rows("find", sql.find_all, document)
+            # No retry here: BaseStore.find retries the whole call.
+            rows = await self._read_rows("find", sql.find_all, document, retry=False)
             return [entry for entry in map(_entry, rows) if matches_where(entry.value, where)]
         found: list[Entry] = []
         after = ""
         while len(found) < limit:
-            rows = await self._read_rows("find", sql.find_page, document, after, limit)
+            rows = await self._read_rows(
+                "find", sql.find_page, document, after, limit, retry=False
+            )
             for entry in map(_entry, rows):
                 if matches_where(entry.value, where):
                     found.append(entry)
@@ -334,7 +299,9 @@ class PostgreSQLStore(BaseStore):
             if not self._index_ready:
                 self._index_retry_at = time.monotonic() + _INDEX_RETRY_SECONDS
 
-    async def _read_rows(self, operation: str, statement: str, *args: Any) -> list[Any]:
+    async def _read_rows(
+        self, operation: str, statement: str, *args: Any, retry: bool = True
+    ) -> list[Any]:
         async def fetch() -> list[Any]:
             async with self._call(operation) as call:
                 rows: list[Any] = await call.conn.fetch(statement, *args, timeout=call.remaining())
@@ -343,6 +310,8 @@ class PostgreSQLStore(BaseStore):
         try:
             return await fetch()
         except StoreError as exc:
+            if not retry:
+                raise
             return await self.retry_policy.retry(exc, fetch)
 
     # -- transactions ---------------------------------------------------------------------
