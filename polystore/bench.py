@@ -1,15 +1,12 @@
-"""Throughput workloads over :class:`~polystore.protocol.DataStore` objects.
-
-Workloads are written against :class:`Ops`, a few plain async callables, so one
+"""Throughput workloads, written against :class:`Ops` (a few async callables) so that one
 definition measures polystore (a store's own bound methods) and, in the repository's
-``benchmarks/`` suite, the raw drivers and other libraries.
-
-Workloads, on ~1 KB JSON documents: ``save``, ``get``, ``get_concurrent`` (32 tasks),
-``save_batch`` / ``get_batch`` (100 per call, one op per document), ``cas`` (16 tasks
-incrementing one counter with read / compare-and-set loops, one op per increment) and
-``mixed`` (``sessions`` / ``profiles`` / ``transactions`` 60 / 30 / 10, 80 % reads).
-:func:`run_store_benchmarks` measures a mapping of route name to store (what
-``polystore bench`` runs for a configured deployment); :func:`format_table` prints it.
+``benchmarks/`` suite, raw drivers and other libraries. On ~1 KB JSON documents:
+``save``, ``get``, ``get_concurrent`` (32 tasks), ``save_batch`` / ``get_batch`` (100 per
+call, one op per document), ``cas`` (16 tasks incrementing one counter with read /
+compare-and-set loops, one op per increment) and ``mixed`` (``sessions`` / ``profiles``
+/ ``transactions`` 60 / 30 / 10, 80 % reads). :func:`run_store_benchmarks` measures a
+mapping of route name to store (what ``polystore bench`` runs for a configured
+deployment); :func:`format_table` prints the results.
 """
 
 from __future__ import annotations
@@ -32,15 +29,14 @@ from polystore.types import Capabilities, JSONValue
 
 __all__ = [
     "MIXED_WEIGHTS", "SESSION_TTL", "SINGLE_WORKLOADS", "BenchResult", "KeySpace", "Ops",
-    "Sizes", "Workload", "format_table", "interleave", "make_document",
-    "mixed_plan", "prepare_mixed", "run_mixed", "run_store_benchmarks", "store_ops",
+    "Sizes", "Workload", "format_table", "interleave", "make_document", "mixed_plan",
+    "prepare_mixed", "run_mixed", "run_store_benchmarks", "store_ops",
 ]  # fmt: skip
 
 SESSION_TTL = 1800.0
 """Seconds of expiry on every session write of the ``mixed`` workload."""
 MIXED_WEIGHTS = {"sessions": 6, "profiles": 3, "transactions": 1}
 """Share of the ``mixed`` workload per route (other routes weigh 1)."""
-_READ_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -114,6 +110,7 @@ class KeySpace:
     size: int
     keys: list[str] = field(init=False)
     docs: list[dict[str, JSONValue]] = field(init=False)
+    loaded: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.keys = [f"{self.prefix}{i:06d}" for i in range(self.size)]
@@ -135,9 +132,10 @@ class KeySpace:
         return {self.keys[(start + i) % size]: self.docs[(start + i) % size] for i in range(count)}
 
     async def preload(self, ops: Ops, batch: int = 100) -> None:
-        """Store every document of the key space with ``save_many``."""
-        for start in range(0, self.size, batch):
+        """Store every document with ``save_many``, once (workloads rewrite the same ones)."""
+        for start in range(0, 0 if self.loaded else self.size, batch):
             await ops.save_many(self.items(start, min(batch, self.size - start)))
+        self.loaded = True
 
 
 async def _preload(ops: Ops, sizes: Sizes, space: KeySpace) -> None:
@@ -228,11 +226,15 @@ def mixed_plan(routes: tuple[str, ...], count: int) -> tuple[tuple[str, bool, in
     """The same ``(route, is_read, index)`` sequence for every library that runs ``mixed``."""
     rng = random.Random(7)  # noqa: S311 - a reproducible plan, not a secret
     chosen = rng.choices(routes, weights=[MIXED_WEIGHTS.get(r, 1) for r in routes], k=count)
-    return tuple((route, rng.random() < _READ_SHARE, rng.randrange(1 << 30)) for route in chosen)
+    return tuple((route, rng.random() < 0.8, rng.randrange(1 << 30)) for route in chosen)
 
 
-async def prepare_mixed(routes: Mapping[str, Ops], sizes: Sizes) -> None:
-    """Build the ``mixed`` plan before timing starts."""
+async def prepare_mixed(
+    routes: Mapping[str, Ops], sizes: Sizes, spaces: Mapping[str, KeySpace]
+) -> None:
+    """Store the documents (once) and build the ``mixed`` plan, before timing starts."""
+    for route, ops in routes.items():
+        await spaces[route].preload(ops, sizes.batch)
     mixed_plan(tuple(routes), sizes.mixed_ops)
 
 
@@ -369,10 +371,8 @@ async def run_store_benchmarks(
                 got = tuple(rates.get(name, ()))
                 note = "" if got else "n/a: no compare-and-set"
                 results.append(BenchResult(name, workload.name, "polystore", got, note))
-        for name in stores:
-            await spaces[name].preload(ops[name], sizes.batch)
         mixed = await interleave(
-            ["+".join(stores)], lambda n, sz: prepare_mixed(ops, sz),
+            ["+".join(stores)], lambda n, sz: prepare_mixed(ops, sz, spaces),
             lambda n, sz: run_mixed(ops, spaces, sz), sizes, rounds, seconds,
         )  # fmt: skip
         results += [BenchResult(n, "mixed", "polystore", tuple(r)) for n, r in mixed.items()]
