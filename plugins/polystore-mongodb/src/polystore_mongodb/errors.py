@@ -12,6 +12,7 @@ the same on a write                                ``UnknownOutcomeError`` (unle
                                                    ``UnknownOutcomeError``
 ``WriteConcernError``                              ``UnknownOutcomeError`` (applied, not
                                                    confirmed at the write concern)
+``CursorNotFound``                                 ``StoreUnavailableError``
 ``DuplicateKeyError`` (11000)                      ``AlreadyExistsError``
 write conflict in a transaction                    ``ConflictError``
 ``DocumentTooLarge``, too deep, too large (server) ``ValidationError``
@@ -56,6 +57,7 @@ _AUTH_CODES = frozenset({18, 13})  # AuthenticationFailed, Unauthorized
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420, 10329})  # BSONObjectTooLarge & co.
 _TOO_DEEP_CODES = frozenset({15})  # Overflow: document nesting too deep
 _TRANSACTION_CONFLICT_CODES = frozenset({112, 251})  # WriteConflict, NoSuchTransaction
+_TIMEOUT_CODES = frozenset({50, 202, 262})  # MaxTimeMSExpired, NetworkInterface…, ExceededTimeLimit
 _MAX_MESSAGE = 400
 
 
@@ -134,6 +136,8 @@ def translate(
         if write:
             return UnknownOutcomeError(f"write timed out on the server: {text}", **where)
         return StoreTimeoutError(f"timed out: {text}", **where)
+    if isinstance(exc, pm.CursorNotFound):  # e.g. the server restarted between batches
+        return StoreUnavailableError(f"server cursor lost: {text}", **where)
     if isinstance(exc, pm.WriteConcernError):
         return UnknownOutcomeError(
             f"write not confirmed at the requested write concern: {text}", **where
@@ -143,7 +147,9 @@ def translate(
     if isinstance(exc, pm.InvalidOperation):
         return StoreUnavailableError(f"client unusable: {text}", **where)
     if isinstance(exc, pm.ConfigurationError):
-        return ConfigurationError(f"invalid MongoDB configuration: {text}", backend=backend)
+        return ConfigurationError(
+            f"invalid MongoDB configuration: {text}", backend=backend, operation=operation
+        )
     return StoreError(f"mongodb error: {text}", **where)
 
 
@@ -177,7 +183,7 @@ def _operation_error(exc: pm.OperationFailure, text: str, where: dict[str, Any])
         return ValidationError(f"value too large for one MongoDB document: {text}", **where)
     if code in _TOO_DEEP_CODES:
         return ValidationError(f"value nested too deeply for MongoDB: {text}", **where)
-    if _is_timeout(exc):
+    if code in _TIMEOUT_CODES or _is_timeout(exc):
         return StoreTimeoutError(f"timed out: {text}", **where)
     return StoreError(f"mongodb error {code}: {text}", **where)
 
