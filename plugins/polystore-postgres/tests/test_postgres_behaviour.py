@@ -407,6 +407,20 @@ async def test_a_write_that_times_out_after_sending_has_an_unknown_outcome(
                 await store.get("k")
 
 
+async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(url: str) -> None:
+    settings = PostgresSettings(url=url, max_pool_size=1, timeout=0.5, reap_interval=None)
+    async with PostgresBackend(settings) as backend:
+        store = backend.namespace(_name())
+        await store.save("k", 1)
+        async with store.transaction() as tx:  # holds the only connection
+            assert await tx.get("k") == 1
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(PostgresTimeoutError):
+                await store.get("k")
+            assert asyncio.get_running_loop().time() - started < 0.5 * 3 + 1
+        assert await store.get("k") == 1
+
+
 async def test_values_are_sent_as_parameters(conn: Any, store: PostgreSQLStore) -> None:
     value = {"q": "'); DROP TABLE x; --", "n": 1}
     await store.save("k", value)

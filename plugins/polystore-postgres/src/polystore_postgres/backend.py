@@ -83,6 +83,9 @@ class PostgresBackend(BaseBackend):
         self._ready_pool: Any = None
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Connections this backend has taken from its own pool and not yet returned.
+        self._checked_out = 0
+        self._pool_limit = self.settings.max_pool_size
 
     def __repr__(self) -> str:
         return (
@@ -169,11 +172,14 @@ class PostgresBackend(BaseBackend):
             pool = self._ready_pool
             if pool is None:
                 raise StoreUnavailableError("backend is closed", backend=self.name)
-        if pool.get_idle_size():
-            # An open connection is free: acquire cannot wait (at worst it reconnects,
-            # within connect_timeout), so skip the cost of arming a timer.
-            return await pool.acquire()
-        return await _acquire(pool, timeout)
+        if self._owns_pool and self._checked_out < self._pool_limit:
+            # A pool slot is free, so acquire cannot queue: at worst it reconnects, which
+            # connect_timeout bounds. Skip the cost of arming a timer.
+            conn = await pool.acquire()
+        else:
+            conn = await _acquire(pool, timeout)
+        self._checked_out += 1
+        return conn
 
     async def release(self, conn: Any, *, discard: bool = False) -> None:
         """Return a connection to the pool; a broken or suspect one is closed, never reused.
@@ -195,6 +201,8 @@ class PostgresBackend(BaseBackend):
             await pool.release(conn)
         except DRIVER_ERRORS as exc:  # the pool has already discarded the connection
             logger.debug("releasing a connection failed: %s", scrub(str(exc), self.secrets))
+        finally:
+            self._checked_out -= 1  # only now is the slot back in the pool's queue
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background until it ends or the backend closes."""
