@@ -134,3 +134,21 @@ def test_the_entry_point_makes_the_backend_available_to_the_plugin_manager() -> 
     spec = PluginManager().backends.get("postgres")
     assert spec.factory is PostgresBackend
     assert spec.distribution == "polystore-postgres"
+
+
+def test_the_public_api_is_pinned() -> None:
+    import polystore_postgres
+
+    assert polystore_postgres.__all__ == [
+        "CAPABILITIES",
+        "PostgreSQLStore",
+        "PostgresBackend",
+        "PostgresSettings",
+        "PostgresStoreError",
+        "PostgresTimeoutError",
+        "PostgresTransaction",
+        "PostgresUnavailableError",
+        "PostgresUnknownOutcomeError",
+        "SerializationConflictError",
+    ]
+    assert all(hasattr(polystore_postgres, name) for name in polystore_postgres.__all__)
