@@ -132,9 +132,7 @@ async def remove(
     if if_version is not None:
         done = await conn.fetchval(sql.delete_if_version, key, if_version, timeout=timeout)
         if done is None:
-            raise ConflictError(
-                "version mismatch", backend=store_name, operation="delete", key=key
-            )
+            raise ConflictError("version mismatch", backend=store_name, operation="delete", key=key)
         return True
     live = await conn.fetchval(sql.delete, key, timeout=timeout)
     return live is True

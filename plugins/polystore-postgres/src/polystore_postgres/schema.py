@@ -77,9 +77,7 @@ async def _recorded_version(conn: Any, schema: str) -> int | None:
     exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", _meta(schema))
     if not exists:
         return None
-    value = await conn.fetchval(
-        f"SELECT value FROM {_meta(schema)} WHERE name = 'schema_version'"
-    )
+    value = await conn.fetchval(f"SELECT value FROM {_meta(schema)} WHERE name = 'schema_version'")
     return None if value is None else int(value)
 
 

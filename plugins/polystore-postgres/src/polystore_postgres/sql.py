@@ -97,9 +97,7 @@ class TableSQL:
         self.qualified = t
         self.query_index = f"{quote_identifier(schema)}.{quote_identifier(table + '_doc')}"
         self.get_value = f"SELECT value FROM {t} WHERE key = $1 AND {LIVE}"
-        self.get_entry = (
-            f"SELECT value, version, expires_at FROM {t} WHERE key = $1 AND {LIVE}"
-        )
+        self.get_entry = f"SELECT value, version, expires_at FROM {t} WHERE key = $1 AND {LIVE}"
         self.exists = f"SELECT 1 FROM {t} WHERE key = $1 AND {LIVE}"
         self.upsert = (
             f"INSERT INTO {t} AS t {columns} {values} "
@@ -120,18 +118,14 @@ class TableSQL:
         self.delete_if_version = (
             f"DELETE FROM {t} WHERE key = $1 AND version = $2 AND {LIVE} RETURNING 1"
         )
-        self.get_many = (
-            f"SELECT key, value FROM {t} WHERE key = ANY($1::text[]) AND {LIVE}"
-        )
+        self.get_many = f"SELECT key, value FROM {t} WHERE key = ANY($1::text[]) AND {LIVE}"
         self.save_many = (
             f"INSERT INTO {t} AS t {columns} "
             f"SELECT u.k, u.v::json, u.ver, {expiry}, u.s "
             "FROM unnest($1::text[], $2::text[], $3::text[], $5::int2[]) AS u(k, v, ver, s) "
             f"ON CONFLICT (key) DO UPDATE SET {_SET}, {_RENEW_CREATED}"
         )
-        self.delete_many = (
-            f"DELETE FROM {t} WHERE key = ANY($1::text[]) RETURNING {LIVE}"
-        )
+        self.delete_many = f"DELETE FROM {t} WHERE key = ANY($1::text[]) RETURNING {LIVE}"
         scan = f"SELECT key FROM {t} WHERE {LIVE} AND "
         self.scan_first = scan + "key >= $1 ORDER BY key LIMIT $2"
         self.scan_next = scan + "key > $1 ORDER BY key LIMIT $2"
@@ -147,4 +141,3 @@ class TableSQL:
             f"DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= now() "
             "ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) AND expires_at <= now()"
         )
-

@@ -271,9 +271,7 @@ class PostgreSQLStore(BaseStore):
         found: list[Entry] = []
         after = ""
         while len(found) < limit:
-            rows = await self._read_rows(
-                "find", sql.find_page, document, after, limit, retry=False
-            )
+            rows = await self._read_rows("find", sql.find_page, document, after, limit, retry=False)
             for entry in map(_entry, rows):
                 if matches_where(entry.value, where):
                     found.append(entry)
@@ -395,4 +393,3 @@ def _first_key(row: tuple[tuple[str, JSONValue, bytes], Version]) -> str:
 
 def _entry(row: Any) -> Entry:
     return Entry(row[0], _loads(row[1]), Version(row[2]), row[3])
-
