@@ -57,6 +57,14 @@ def test_repr_hides_a_password_given_as_a_part() -> None:
     assert settings.display_url == "postgresql://app:***@db/app"
 
 
+def test_the_shown_url_merges_parts_over_the_url_and_hides_the_password() -> None:
+    settings = PostgresSettings(
+        url="postgresql://app@db:5432/app?sslmode=require", password=PASSWORD, port=6432
+    )
+    assert settings.display_url == "postgresql://app:***@db:6432/app?sslmode=require"
+    assert PASSWORD not in repr(settings)
+
+
 def test_connect_arguments_carry_the_password_and_the_tls_options() -> None:
     settings = PostgresSettings(
         url="postgresql://app@db/app?sslmode=prefer",

@@ -114,17 +114,25 @@ class PostgresSettings(BaseModel):
 
     @property
     def display_url(self) -> str:
-        """Where the backend connects, with any password replaced by ``***``."""
-        if self.url is not None and not self._has_parts():
-            return redact_url(self.url.get_secret_value())
-        base = redact_url(self.url.get_secret_value()) if self.url is not None else ""
-        user = quote(self.user, safe="") if self.user else ""
-        auth = f"{user}:***@" if self.password is not None else (f"{user}@" if user else "")
-        host = self.host or ""
-        port = f":{self.port}" if self.port else ""
-        database = f"/{quote(self.database, safe='')}" if self.database else ""
-        parts = f"postgresql://{auth}{host}{port}{database}"
-        return f"{parts} (over {base})" if base else parts
+        """Where the backend connects, with any password replaced by ``***``.
+
+        Parts that are set override the URL's, as they do when connecting.
+        """
+        url = redact_url(self.url.get_secret_value()) if self.url is not None else ""
+        if url and not self._has_parts():
+            return url
+        parts = urlsplit(url or "postgresql://")
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        url_user, has_password, _ = userinfo.partition(":")
+        user = quote(self.user, safe="") if self.user is not None else url_user
+        if self.password is not None or has_password:
+            user += ":***"
+        if self.host is not None or self.port is not None:
+            host = self.host if self.host is not None else (parts.hostname or "")
+            hosts = host + (f":{self.port}" if self.port is not None else "")
+        path = f"/{quote(self.database, safe='')}" if self.database is not None else parts.path
+        query = f"?{parts.query}" if parts.query else ""
+        return f"postgresql://{user + '@' if user else ''}{hosts}{path}{query}"
 
     def _has_parts(self) -> bool:
         return any(
