@@ -41,6 +41,7 @@ __all__ = ["PostgreSQLStore"]
 T = TypeVar("T")
 _loads = orjson.loads
 _INDEX_RETRY_SECONDS = 30.0
+_MAX_FIND_PAGE = 1000
 logger = logging.getLogger("polystore_postgres")
 
 
@@ -269,17 +270,18 @@ class PostgreSQLStore(BaseStore):
             rows = await self._read_rows("find", sql.find_all, document, retry=False)
             return [entry for entry in map(_entry, rows) if matches_where(entry.value, where)]
         found: list[Entry] = []
-        after = ""
+        after, page = "", limit
         while len(found) < limit:
-            rows = await self._read_rows("find", sql.find_page, document, after, limit, retry=False)
+            rows = await self._read_rows("find", sql.find_page, document, after, page, retry=False)
             for entry in map(_entry, rows):
                 if matches_where(entry.value, where):
                     found.append(entry)
                     if len(found) == limit:
                         break
-            if len(rows) < limit:
+            if len(rows) < page:
                 break
-            after = rows[-1][0]
+            # Rows the exact check dropped: read on, in growing pages.
+            after, page = rows[-1][0], min(page * 2, _MAX_FIND_PAGE)
         return found
 
     def _want_query_index(self, sql: TableSQL) -> None:
