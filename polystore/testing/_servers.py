@@ -161,6 +161,24 @@ def mongo_ready(port: int, host: str = "127.0.0.1", *, primary: bool = False) ->
     return reply.get("ok") == 1 and (not primary or reply.get("isWritablePrimary") is True)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Pids of every live descendant of ``pid`` (from ``/proc``; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    stack = list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(children.get(child, []))
+    return found
+
+
 class _LocalServer(ServiceEndpoint):
     """A server run as a child process in its own process group."""
 
@@ -240,15 +258,37 @@ class _LocalServer(ServiceEndpoint):
         self._reap()
 
     def kill(self) -> None:
-        """SIGKILL the server's whole process group (a crash: no shutdown at all)."""
+        """SIGKILL the server and every process it started (a crash: no shutdown at all)."""
         self._check_open()
         self._reap()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it keeps its connections but answers nothing."""
+        self._check_open()
+        self._signal_all(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a server frozen by :meth:`pause` (SIGCONT)."""
+        self._check_open()
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: signal.Signals) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        # Some servers (PostgreSQL) put each child in its own session: signal them by pid.
+        for pid in [self._proc.pid, *_descendants(self._proc.pid)]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
     def _reap(self) -> None:
-        """SIGKILL whatever is left of the process group and collect the exit status."""
+        """SIGKILL whatever is left of the server's processes and collect the exit status."""
         if self._proc is not None:
+            children = _descendants(self._proc.pid) if self._proc.poll() is None else []
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
             self._proc.wait()
 
     def _cleanup(self) -> None:

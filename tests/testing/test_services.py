@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -427,3 +429,59 @@ def test_plugin_skips_when_allowed(tmp_path: Path, args: list[str], env: dict[st
     skipped = _run_inner(tmp_path, *args, env={"PATH": str(tmp_path), **env})
     assert "2 skipped" in skipped.stdout, skipped.stdout + skipped.stderr
     assert "No redis server is available" in skipped.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_killing_a_paused_postgres_kills_its_backend_processes_too() -> None:
+    # PostgreSQL puts each backend in a session of its own, so a signal to the
+    # postmaster's process group misses them; a frozen backend would outlive the crash.
+    server = _servers.LocalPostgresServer(port=None)
+    loop = asyncio.new_event_loop()
+    children: list[int] = []
+    try:
+        server.start()
+        conn = loop.run_until_complete(asyncpg.connect(server.url))
+        assert server._proc is not None
+        children = _servers._descendants(server._proc.pid)
+        assert len(children) >= 2, "postgres serves each connection from a child process"
+        server.pause()
+
+        server.kill()
+
+        deadline = time.monotonic() + 3
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in children if _alive(pid)] == []
+        conn.terminate()
+    finally:
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        loop.close()
+        server.close()
+
+
+def test_a_paused_redis_answers_nothing_until_resumed() -> None:
+    import socket
+
+    server = _servers.LocalRedisServer(port=None)
+    try:
+        server.start()
+        server.pause()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
+            sock.settimeout(0.5)
+            sock.sendall(b"PING\r\n")
+            with pytest.raises(TimeoutError):
+                sock.recv(16)
+            server.resume()
+            sock.settimeout(5)
+            assert sock.recv(16) == b"+PONG\r\n"
+    finally:
+        server.close()
