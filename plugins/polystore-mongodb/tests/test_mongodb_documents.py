@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bson.int64 import Int64
 from polystore_mongodb.documents import (
     ESCAPED,
     EXPIRES,
     VALUE,
     VERSION,
+    WIDE_INTS,
     escape_key,
     escape_value,
     find_filter,
+    has_wide_ints,
     make_document,
     needs_escape,
+    plain_ints,
     prefix_successor,
     read_value,
     unescape_key,
@@ -134,3 +138,30 @@ def test_find_filter_excludes_arrays_missing_fields_and_expired_entries() -> Non
     assert query["v.f"] == {"$type": "null", "$not": {"$type": "array"}}
     assert query["v.%%25g"] == {"$eq": 1, "$not": {"$type": "array"}}
     assert EXPIRES in query
+
+
+@pytest.mark.parametrize(
+    ("value", "wide"),
+    [
+        (2**31, True),
+        (-(2**31) - 1, True),
+        ({"a": [1, {"b": 2**40}]}, True),
+        (2**31 - 1, False),
+        (-(2**31), False),
+        ({"a": [True, 1.5e20, "12345678901"]}, False),
+    ],
+    ids=repr,
+)
+def test_wide_integers_are_detected(value: Any, wide: bool) -> None:
+    assert has_wide_ints(value) is wide
+    document = make_document(value, JsonCodec().encode(value), "v1", None)
+    assert (WIDE_INTS in document) is wide
+
+
+def test_int64_values_read_back_as_plain_int() -> None:
+    stored = {VALUE: {"a": Int64(2**40), "b": [Int64(-5), True, 1.0]}, WIDE_INTS: True}
+    value = read_value(stored)
+    assert value == {"a": 2**40, "b": [-5, True, 1.0]}
+    assert type(value["a"]) is int
+    assert [type(x) for x in value["b"]] == [int, bool, float]
+    assert type(plain_ints(Int64(3))) is int

@@ -78,6 +78,25 @@ async def test_large_integers_come_back_as_plain_int(mongo_store: MongoDBStore) 
     assert type(value["list"][0]) is int
 
 
+async def test_a_value_read_with_wide_integers_can_be_saved_back(
+    mongo_store: MongoDBStore,
+) -> None:
+    await mongo_store.save("k", {"n": 2**40, "deep": [{"m": -(2**35)}], "small": 7})
+    value = await mongo_store.get("k")
+    await mongo_store.save("k", value)  # JSON encoding would refuse bson.Int64
+    document = await raw(mongo_store, "k")
+    assert document is not None
+    assert document["i64"] is True
+    assert await mongo_store.get("k") == {"n": 2**40, "deep": [{"m": -(2**35)}], "small": 7}
+
+
+async def test_only_values_with_wide_integers_are_marked(mongo_store: MongoDBStore) -> None:
+    await mongo_store.save("small", {"n": 2**31 - 1, "id": "12345678901234", "f": 12345678901.5})
+    document = await raw(mongo_store, "small")
+    assert document is not None
+    assert "i64" not in document
+
+
 async def test_an_integer_beyond_64_bits_is_a_serialization_error(
     mongo_store: MongoDBStore,
 ) -> None:

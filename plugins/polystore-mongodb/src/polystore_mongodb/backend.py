@@ -6,8 +6,7 @@ import time
 from datetime import timezone
 from typing import Any
 
-from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
-from bson.int64 import Int64
+from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
@@ -39,23 +38,11 @@ ALWAYS = (
 MAX_CAPABILITIES = ALWAYS | Capabilities.DURABLE | Capabilities.TRANSACTIONS
 """The most a ``mongodb`` backend declares (a replica set with ``w="majority"``)."""
 
-
-class _Int64AsInt(TypeDecoder):
-    """Decode BSON int64 as a plain ``int`` (PyMongo's default is its ``Int64`` subclass)."""
-
-    bson_type = Int64
-
-    def transform_bson(self, value: Any) -> Any:
-        return int(value)
-
-
 CODEC_OPTIONS: CodecOptions[Document] = CodecOptions(
-    document_class=dict,
-    tz_aware=True,
-    tzinfo=timezone.utc,
-    type_registry=TypeRegistry([_Int64AsInt()]),
+    document_class=dict, tz_aware=True, tzinfo=timezone.utc
 )
-"""Aware UTC datetimes; integers come back as ``int`` whatever their BSON width."""
+"""Documents as dicts, datetimes aware in UTC."""
+
 _MAX_NAMESPACE_BYTES = 255  # "<database>.<collection>"
 _TRANSACTIONS_MIN_WIRE = {"replica_set": 7, "sharded": 8}  # MongoDB 4.0 / 4.2
 

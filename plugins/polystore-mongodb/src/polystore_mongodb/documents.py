@@ -3,7 +3,9 @@
 One document per key::
 
     {"_id": key, "v": <the JSON value>, "ver": <version token>,
-     "exp": <UTC datetime, absent without ttl>, "esc": true  # only when keys were escaped}
+     "exp": <UTC datetime, absent without ttl>,
+     "esc": true,   # only when keys were escaped
+     "i64": true}   # only when the value holds integers beyond 32 bits
 
 The user's value sits under ``v``, so no field of it can collide with the bookkeeping
 fields. Object keys inside the value that MongoDB cannot hold or address (a leading
@@ -11,6 +13,11 @@ fields. Object keys inside the value that MongoDB cannot hold or address (a lead
 with ``%``, ``.``, ``$`` and NUL percent-encoded, and a key that itself starts with ``%`` is
 escaped the same way so the mapping stays one-to-one. Documents with escaped keys carry
 ``esc: true``; reads of all other documents skip the unescaping walk.
+
+BSON stores integers beyond 32 bits as int64, which PyMongo decodes as ``bson.Int64`` (an
+``int`` subclass that JSON encoders refuse); documents holding one carry ``i64: true`` and
+their value is converted back to plain ``int`` on read. The flag keeps that walk, and a
+decoder hook that would slow down every read, off the common path.
 """
 
 from __future__ import annotations
@@ -26,15 +33,18 @@ __all__ = [
     "EXPIRES",
     "VALUE",
     "VERSION",
+    "WIDE_INTS",
     "escape_key",
     "escape_value",
     "expired_filter",
     "find_filter",
+    "has_wide_ints",
     "is_live",
     "key_range",
     "live_filter",
     "make_document",
     "needs_escape",
+    "plain_ints",
     "prefix_successor",
     "read_value",
     "unescape_key",
@@ -46,6 +56,7 @@ VALUE = "v"
 VERSION = "ver"
 EXPIRES = "exp"
 ESCAPED = "esc"
+WIDE_INTS = "i64"
 
 _MARK = "%"
 _UNESCAPES = {"25": "%", "2E": ".", "24": "$", "00": "\x00"}
@@ -53,6 +64,8 @@ _ESCAPED_SEQUENCE = re.compile("%(25|2E|24|00)")
 _MAX_CODE_POINT = 0x10FFFF
 _SURROGATES = range(0xD800, 0xE000)
 _NOT_ARRAY = {"$not": {"$type": "array"}}
+_TEN_DIGITS = re.compile(rb"[0-9]{10}")  # every integer beyond 32 bits has 10 digits or more
+_INT32 = range(-(2**31), 2**31)
 
 
 def utcnow() -> datetime:
@@ -116,6 +129,31 @@ def unescape_value(value: Any) -> Any:
     return value
 
 
+def has_wide_ints(value: object) -> bool:
+    """Whether ``value`` holds an integer that BSON stores as int64."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif type(item) is int and item not in _INT32:
+            return True
+    return False
+
+
+def plain_ints(value: Any) -> Any:
+    """A copy of ``value`` with every ``int`` subclass (``bson.Int64``) made a plain ``int``."""
+    if isinstance(value, dict):
+        return {key: plain_ints(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [plain_ints(child) for child in value]
+    if isinstance(value, int) and type(value) is not int and type(value) is not bool:
+        return int(value)
+    return value
+
+
 def _might_need_escape(data: bytes) -> bool:
     # ``data`` is the value's JSON encoding: a key that needs escaping shows one of these.
     return b"$" in data or b"%" in data or b"." in data or b"\\u0000" in data
@@ -141,6 +179,8 @@ def make_document(
         document = {VALUE: escape_value(value), VERSION: version, ESCAPED: True}
     else:
         document = {VALUE: value, VERSION: version}
+    if _TEN_DIGITS.search(data) and has_wide_ints(value):
+        document[WIDE_INTS] = True
     if ttl is not None:
         document[EXPIRES] = (now or utcnow()) + timedelta(seconds=ttl)
     return document
@@ -149,6 +189,8 @@ def make_document(
 def read_value(document: dict[str, Any]) -> JSONValue:
     """The user's value of a stored document."""
     value = document.get(VALUE)
+    if document.get(WIDE_INTS):
+        value = plain_ints(value)
     if document.get(ESCAPED):
         return unescape_value(value)  # type: ignore[no-any-return]
     return value
