@@ -191,7 +191,7 @@ async def test_no_password_in_errors_reprs_health_or_logs(
         health.detail,
         caplog.text,
     ]
-    assert caplog.records, "expected the driver to log at DEBUG"
+    assert "connecting to mongodb://app:***@127.0.0.1" in caplog.text  # the backend's own log
     for text in texts:
         assert PASSWORD not in text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timezone
 from typing import Any
@@ -25,6 +26,8 @@ from polystore_mongodb.store import MongoDBStore
 __all__ = ["ALWAYS", "MAX_CAPABILITIES", "Document", "MongoBackend"]
 
 Document = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 ALWAYS = (
     Capabilities.TTL
@@ -136,6 +139,12 @@ class MongoBackend(BaseBackend):
 
     async def _open(self) -> None:
         created = self._client is None
+        logger.debug(
+            "backend %s: connecting to %s (database %s)",
+            self.name,
+            self.settings.redacted_url if created else "a client passed in",
+            self.database_name,
+        )
         if self._client is None:
             with map_errors(self.name, "open"):
                 self._client = AsyncMongoClient(
@@ -165,6 +174,12 @@ class MongoBackend(BaseBackend):
         self._capabilities = detected
         for store in self._stores.values():
             store.capabilities = detected
+        logger.debug(
+            "backend %s: mongodb %s, capabilities %s",
+            self.name,
+            self.server_version,
+            ",".join(detected.names()),
+        )
 
     async def _close(self) -> None:
         self._database = None
