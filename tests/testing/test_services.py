@@ -443,28 +443,31 @@ def test_killing_a_paused_postgres_kills_its_backend_processes_too() -> None:
     # PostgreSQL puts each backend in a session of its own, so a signal to the
     # postmaster's process group misses them; a frozen backend would outlive the crash.
     server = _servers.LocalPostgresServer(port=None)
-    loop = asyncio.new_event_loop()
     children: list[int] = []
+
+    async def crash_with_a_client_connected() -> None:
+        conn = await asyncpg.connect(server.url)
+        assert server._proc is not None
+        children.extend(_servers._descendants(server._proc.pid))
+        server.pause()
+        server.kill()
+        conn.terminate()
+        await asyncio.sleep(0.05)  # let the aborted transport close
+
     try:
         server.start()
-        conn = loop.run_until_complete(asyncpg.connect(server.url))
-        assert server._proc is not None
-        children = _servers._descendants(server._proc.pid)
+        asyncio.run(crash_with_a_client_connected())
         assert len(children) >= 2, "postgres serves each connection from a child process"
-        server.pause()
-
-        server.kill()
 
         deadline = time.monotonic() + 3
         while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.05)
+
         assert [pid for pid in children if _alive(pid)] == []
-        conn.terminate()
     finally:
         for pid in children:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        loop.close()
         server.close()
 
 
