@@ -216,19 +216,22 @@ class BaseStore(ABC):
         checked_ttl = validate_ttl(ttl)
         if checked_ttl is not None:
             self._require(Capabilities.TTL, "save_many")
-        pairs = items.items() if isinstance(items, Mapping) else items
+        if isinstance(items, Mapping):
+            pairs: Iterable[tuple[str, JSONInput]] = items.items()  # keys are unique
+        else:
+            pairs = _unique_pairs(items)
+        encode, limit = self.codec.encode, self.max_value_bytes
         prepared: list[tuple[str, JSONValue, bytes]] = []
-        seen: set[str] = set()
-        for pair in pairs:
-            try:
-                key, value = pair
-            except (TypeError, ValueError):
-                raise ValidationError("save_many items must be (key, value) pairs") from None
+        append = prepared.append
+        for key, value in pairs:
             validate_key(key)
-            if key in seen:
-                raise ValidationError("save_many got the same key twice", key=key)
-            seen.add(key)
-            prepared.append((key, cast(JSONValue, value), self.encode(value, key)))
+            try:
+                data = encode(value)
+            except StoreError:
+                data = self.encode(value, key)  # raises again, with the store's context
+            if len(data) > limit:
+                self.encode(value, key)  # raises the size error, with context
+            append((key, cast(JSONValue, value), data))
         if not prepared:
             return []
         return await self._save_many(prepared, checked_ttl)
@@ -328,6 +331,20 @@ class BaseStore(ABC):
 
     @abstractmethod
     async def _health(self) -> Health: ...
+
+
+def _unique_pairs(items: Iterable[tuple[str, JSONInput]]) -> Iterable[tuple[str, JSONInput]]:
+    seen: set[str] = set()
+    for pair in items:
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            raise ValidationError("save_many items must be (key, value) pairs") from None
+        validate_key(key)
+        if key in seen:
+            raise ValidationError("save_many got the same key twice", key=key)
+        seen.add(key)
+        yield key, value
 
 
 def _check_keys(keys: object) -> list[str]:

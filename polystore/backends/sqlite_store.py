@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -16,6 +17,7 @@ from polystore.base import BaseStore, BaseTransaction, new_version
 from polystore.errors import (
     AlreadyExistsError,
     ConflictError,
+    PolystoreError,
     StoreTimeoutError,
     StoreUnavailableError,
 )
@@ -29,26 +31,40 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStore", "map_errors"]
 
 
-@contextmanager
-def map_errors(backend: str, operation: str, key: str | None = None) -> Iterator[None]:
-    """Translate sqlite3 errors into polystore errors (the one place this happens)."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise StoreTimeoutError(
-                f"database is locked: {text}", backend=backend, operation=operation, key=key
-            ) from exc
-        raise StoreUnavailableError(
-            f"sqlite error: {text}", backend=backend, operation=operation, key=key
-        ) from exc
-    except (sqlite3.DatabaseError, ValueError, OSError) as exc:
-        # ValueError: aiosqlite reports a closed connection this way; OSError: the
-        # database folder cannot be created.
-        raise StoreUnavailableError(
-            f"sqlite error: {exc}", backend=backend, operation=operation, key=key
-        ) from exc
+class map_errors:  # noqa: N801 - used like a function: `with map_errors(...)`
+    """Translate sqlite3 errors into polystore errors (the one place this happens).
+
+    A small class rather than ``@contextmanager``: it sits on every call's hot path.
+    """
+
+    __slots__ = ("backend", "key", "operation")
+
+    def __init__(self, backend: str, operation: str, key: str | None = None) -> None:
+        self.backend = backend
+        self.operation = operation
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or isinstance(exc, PolystoreError):
+            return
+        context = {"backend": self.backend, "operation": self.operation, "key": self.key}
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                raise StoreTimeoutError(f"database is locked: {text}", **context) from exc
+            raise StoreUnavailableError(f"sqlite error: {text}", **context) from exc
+        if isinstance(exc, (sqlite3.DatabaseError, ValueError, OSError)):
+            # ValueError: aiosqlite reports a closed connection this way; OSError: the
+            # database folder cannot be created.
+            raise StoreUnavailableError(f"sqlite error: {exc}", **context) from exc
 
 
 def _expiry(ttl: float | None, now: float) -> float | None:

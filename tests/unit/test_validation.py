@@ -126,3 +126,11 @@ async def test_unsupported_capabilities_are_refused_before_io() -> None:
     with pytest.raises(UnsupportedOperationError, match="ttl"):
         await store.save("k", 1, ttl=5)
     assert await store.get("k") is None
+
+
+@pytest.mark.asyncio
+async def test_an_unhashable_key_in_save_many_is_a_validation_error(
+    unreachable_store: DataStore,
+) -> None:
+    with pytest.raises(ValidationError):
+        await unreachable_store.save_many([(["k"], 1)])  # type: ignore[list-item]
