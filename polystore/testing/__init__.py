@@ -5,9 +5,18 @@ Enable the fixtures (``redis_service``, ``postgres_service``, ``mongodb_service`
 
     pytest_plugins = ["polystore.testing"]
 
-and run the conformance suite against a backend by subclassing :class:`StoreConformance`.
+start a dedicated private server for a fault test with ``LocalRedisServer()``,
+``LocalPostgresServer()`` or ``LocalMongoServer()`` (``start()``, ``kill()``, ``pause()``,
+``close()``), and run the conformance suite against a backend by subclassing
+:class:`StoreConformance`.
 """
 
+from polystore.testing._servers import (
+    LocalMongoServer,
+    LocalPostgresServer,
+    LocalRedisCluster,
+    LocalRedisServer,
+)
 from polystore.testing.conformance import StoreConformance, eventually, requires
 from polystore.testing.fixtures import (
     mongodb_service,
@@ -19,6 +28,10 @@ from polystore.testing.fixtures import (
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, resolve_service
 
 __all__ = [
+    "LocalMongoServer",
+    "LocalPostgresServer",
+    "LocalRedisCluster",
+    "LocalRedisServer",
     "ServiceEndpoint",
     "ServiceUnavailable",
     "StoreConformance",

@@ -7,13 +7,9 @@ keeps going, as it would in an application while its database restarts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +23,7 @@ from polystore import (
     StoreUnavailableError,
     UnknownOutcomeError,
 )
+from polystore.testing import LocalPostgresServer
 from polystore.testing.fixtures import skip_allowed
 from polystore.testing.services import ServiceEndpoint, resolve_service
 
@@ -34,7 +31,6 @@ pytestmark = pytest.mark.asyncio
 
 TIMEOUT = 2.0
 SLACK = 1.5
-PROC = Path("/proc")
 
 
 @pytest.fixture(scope="module")
@@ -66,38 +62,6 @@ async def store(server: ServiceEndpoint) -> AsyncIterator[PostgreSQLStore]:
             yield store
     finally:
         await asyncio.to_thread(server.start)
-
-
-def _server_processes(postmaster: int) -> list[int]:
-    """The postmaster and its children (each child runs in a session of its own)."""
-    children = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent == postmaster:
-                children.append(int(entry.name))
-    return [postmaster, *children]
-
-
-def _signal_all(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
-def _crash(server: ServiceEndpoint) -> None:
-    """SIGKILL the postmaster and every backend at once, as a machine crash would.
-
-    ``kill()`` alone stops the postmaster's process group, but each backend runs in a
-    session of its own and lingers until it notices the postmaster is gone.
-    """
-    process = getattr(server, "_proc", None)
-    if process is not None and PROC.is_dir():
-        _signal_all(_server_processes(process.pid), signal.SIGKILL)
-    server.kill()
 
 
 class _Workload:
@@ -147,7 +111,7 @@ async def test_a_killed_server_fails_calls_quickly_and_serves_again_after_start(
     server: ServiceEndpoint, store: PostgreSQLStore
 ) -> None:
     work = _Workload(store)
-    await work.run_while(lambda: _crash(server))
+    await work.run_while(server.kill)
 
     assert work.write_errors
     assert work.read_errors
@@ -187,7 +151,7 @@ async def test_a_kill_inside_a_transaction_leaves_nothing_behind(
         async with store.transaction() as tx:
             await tx.save("a", "during")
             await tx.save("b", "during")
-            await asyncio.to_thread(_crash, server)
+            await asyncio.to_thread(server.kill)
             await tx.save("c", "during")
 
     with pytest.raises(StoreUnavailableError):
@@ -203,7 +167,7 @@ async def test_a_kill_just_before_commit_leaves_nothing_behind(
         async with store.transaction() as tx:
             await tx.save("a", "during")
             await tx.save("b", "during")
-            await asyncio.to_thread(_crash, server)
+            await asyncio.to_thread(server.kill)
 
     with pytest.raises((StoreUnavailableError, UnknownOutcomeError)):
         await transfer()
@@ -214,12 +178,10 @@ async def test_a_kill_just_before_commit_leaves_nothing_behind(
 async def test_a_hung_server_times_out_instead_of_hanging(
     server: ServiceEndpoint, store: PostgreSQLStore
 ) -> None:
-    process = getattr(server, "_proc", None)
-    if process is None or not PROC.is_dir():  # noqa: ASYNC240 - a stat of /proc
-        pytest.skip("pausing needs a local server process and /proc")
+    if not isinstance(server, LocalPostgresServer):
+        pytest.skip("pausing needs a local server process")
     await store.save("k", 1)
-    paused = _server_processes(process.pid)
-    _signal_all(paused, signal.SIGSTOP)
+    server.pause()
     try:
         started = time.monotonic()
         with pytest.raises(UnknownOutcomeError):  # sent on the pooled connection
@@ -230,7 +192,7 @@ async def test_a_hung_server_times_out_instead_of_hanging(
             await store.get("k")
         read_seconds = time.monotonic() - started
     finally:
-        _signal_all(paused, signal.SIGCONT)
+        server.resume()
     assert read_seconds < TIMEOUT + SLACK
     assert write_seconds < TIMEOUT + SLACK
     assert await store.get("k") in (1, 2)

@@ -52,7 +52,7 @@ host all all 127.0.0.1/32 scram-sha-256
 @pytest.fixture(scope="module")
 def auth_server(request: pytest.FixtureRequest) -> Iterator[ServiceEndpoint]:
     """A private local server that checks passwords (a role, password-protected)."""
-    from polystore.testing import _servers
+    from polystore.testing import LocalPostgresServer
 
     folder = Path(tempfile.mkdtemp(prefix="polystore-pg-hba-"))
     folder.chmod(0o755)
@@ -60,7 +60,7 @@ def auth_server(request: pytest.FixtureRequest) -> Iterator[ServiceEndpoint]:
     hba.write_text(HBA)
     hba.chmod(0o644)
     try:
-        endpoint = _servers.LocalPostgresServer(extra_args=["-c", f"hba_file={hba}"])
+        endpoint = LocalPostgresServer(extra_args=["-c", f"hba_file={hba}"])
     except ServiceUnavailable as exc:
         if skip_allowed(request.config):
             pytest.skip(str(exc))

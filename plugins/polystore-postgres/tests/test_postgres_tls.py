@@ -53,7 +53,7 @@ def _make_certificates(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def tls_server(request: pytest.FixtureRequest) -> Iterator[tuple[ServiceEndpoint, Path]]:
     """A private server with TLS on, and the folder holding ``ca.crt`` and ``other-ca.crt``."""
-    from polystore.testing import _servers
+    from polystore.testing import LocalPostgresServer
 
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make test certificates")
@@ -75,7 +75,7 @@ def tls_server(request: pytest.FixtureRequest) -> Iterator[tuple[ServiceEndpoint
             "-c", f"ssl_key_file={key}",
         ]  # fmt: skip
         try:
-            endpoint = _servers.LocalPostgresServer(extra_args=args)
+            endpoint = LocalPostgresServer(extra_args=args)
         except ServiceUnavailable as exc:
             if skip_allowed(request.config):
                 pytest.skip(str(exc))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from polystore.testing._servers import LocalRedisServer
+from polystore.testing import LocalRedisServer
 from polystore.testing.fixtures import skip_allowed
 from polystore.testing.services import ServiceUnavailable
 

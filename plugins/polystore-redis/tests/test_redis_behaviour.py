@@ -17,7 +17,7 @@ from polystore import (
     ConflictError,
     StoreUnavailableError,
 )
-from polystore.testing._servers import LocalRedisServer
+from polystore.testing import LocalRedisServer
 from polystore.testing.services import ServiceEndpoint
 
 pytestmark = pytest.mark.asyncio

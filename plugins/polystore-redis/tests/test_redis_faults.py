@@ -18,7 +18,7 @@ from polystore import (
     StoreUnavailableError,
     UnknownOutcomeError,
 )
-from polystore.testing._servers import LocalRedisServer
+from polystore.testing import LocalRedisServer
 
 pytestmark = pytest.mark.asyncio
 

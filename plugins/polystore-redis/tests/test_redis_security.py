@@ -10,7 +10,7 @@ import pytest_asyncio
 from polystore_redis import RedisBackend, RedisSettings
 
 from polystore import DataStore, PolystoreError, StoreUnavailableError
-from polystore.testing._servers import LocalRedisServer
+from polystore.testing import LocalRedisServer
 from polystore.testing.services import ServiceEndpoint
 
 pytestmark = pytest.mark.asyncio
