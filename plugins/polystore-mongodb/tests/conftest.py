@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from polystore_mongodb import MongoBackend, MongoDBStore, MongoSettings
 
-from polystore.testing._servers import LocalMongoServer
+from polystore.testing import LocalMongoServer
 from polystore.testing.fixtures import skip_allowed
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable
 

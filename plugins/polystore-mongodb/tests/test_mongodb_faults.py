@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 from polystore_mongodb import MongoBackend
 
-from polystore.errors import StoreError, StoreUnavailableError, UnknownOutcomeError
+from polystore.errors import (
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    UnknownOutcomeError,
+)
 from polystore.retry import RetrySettings
-from polystore.testing._servers import LocalMongoServer
+from polystore.testing import LocalMongoServer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("reap_driver_sockets")]
 
@@ -105,3 +110,26 @@ async def test_a_backend_opened_while_the_server_is_down_works_once_it_is_up(
         assert (await backend.health()).ok is True
     finally:
         await backend.aclose()
+
+
+async def test_a_frozen_server_times_calls_out_and_serves_again_when_thawed(
+    private_mongo: Callable[..., LocalMongoServer], make_settings: Any
+) -> None:
+    server = private_mongo()
+    settings = make_settings(server.url, timeout=TIMEOUT, retry=RetrySettings(attempts=1))
+    async with MongoBackend(settings) as backend:
+        store = backend.namespace("frozen")
+        await store.save("k", 1)
+        server.pause()  # connections stay open, nothing answers
+        try:
+            await assert_fails_fast(lambda: store.get("k"), StoreTimeoutError)
+            error = await assert_fails_fast(
+                lambda: store.save("k", 2), StoreTimeoutError, UnknownOutcomeError
+            )
+        finally:
+            server.resume()
+        assert await store.get("k") in (1, 2)
+        if isinstance(error, StoreTimeoutError):  # refused before it was sent
+            assert await store.get("k") == 1
+        await store.save("k", 3)
+        assert await store.get("k") == 3

@@ -11,7 +11,7 @@ from polystore_mongodb import MongoBackend, MongoDBStore
 from pymongo import MongoClient
 
 from polystore.errors import StoreError, StoreUnavailableError, ValidationError
-from polystore.testing._servers import LocalMongoServer
+from polystore.testing import LocalMongoServer
 from polystore.types import JSONValue
 
 PASSWORD = "Tr0ub4dor-&3-secret"

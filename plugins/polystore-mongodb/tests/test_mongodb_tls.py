@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from polystore.errors import StoreUnavailableError
-from polystore.testing._servers import LocalMongoServer
+from polystore.testing import LocalMongoServer
 from polystore.testing.fixtures import skip_allowed
 from polystore.testing.services import ServiceUnavailable
 

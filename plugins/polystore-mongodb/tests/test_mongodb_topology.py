@@ -10,7 +10,7 @@ from polystore_mongodb import MongoBackend
 
 from polystore import Polystore
 from polystore.errors import RouteRequirementError, UnsupportedOperationError
-from polystore.testing._servers import LocalMongoServer
+from polystore.testing import LocalMongoServer
 from polystore.types import Capabilities
 
 
