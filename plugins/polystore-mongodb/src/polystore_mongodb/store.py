@@ -102,7 +102,9 @@ class MongoDBStore(BaseStore):
             return await read_entry(collection, key)
 
     async def _get(self, key: str) -> JSONValue | None:
-        collection = await self.collection()
+        collection = self._collection  # the hot path: no extra coroutine once opened
+        if collection is None:
+            collection = await self.collection()
         with map_errors(self.name, "get", key):
             document = await collection.find_one({"_id": key})
         if document is None:
