@@ -11,12 +11,8 @@ start a dedicated private server for a fault test with ``LocalRedisServer()``,
 :class:`StoreConformance`.
 """
 
-from polystore.testing._servers import (
-    LocalMongoServer,
-    LocalPostgresServer,
-    LocalRedisCluster,
-    LocalRedisServer,
-)
+from polystore.testing._cluster import LocalRedisCluster
+from polystore.testing._servers import LocalMongoServer, LocalPostgresServer, LocalRedisServer
 from polystore.testing.conformance import StoreConformance, eventually, requires
 from polystore.testing.fixtures import (
     mongodb_service,

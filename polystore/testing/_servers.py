@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import importlib
 import os
 import pwd
 import shutil
@@ -29,11 +28,8 @@ from typing import Any
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, free_port
 
 __all__ = [
-    "DOCKER_IMAGES",
-    "DockerEndpoint",
     "LocalMongoServer",
     "LocalPostgresServer",
-    "LocalRedisCluster",
     "LocalRedisServer",
     "fallback_bin_dirs",
     "find_binary",
@@ -45,8 +41,6 @@ __all__ = [
 
 SECANTUS_SERVER = "secantusd-py"
 POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-DOCKER_IMAGES = {"redis": "redis:7", "postgres": "postgres:16", "mongodb": "mongo:7"}
-_CONTAINER_PORTS = {"redis": 6379, "postgres": 5432, "mongodb": 27017}
 
 
 def fallback_bin_dirs() -> list[Path]:
@@ -469,136 +463,6 @@ class LocalMongoServer(_LocalServer):
         return mongo_ready(self.port)
 
 
-class LocalRedisCluster(ServiceEndpoint):
-    """A Redis Cluster of private ``redis-server`` nodes, all masters, no replicas.
-
-    Attributes:
-        nodes: The node servers; each can be stopped, killed and started on its own.
-
-    Args:
-        masters: Number of master nodes (at least 3).
-        use_redis_cli: Create the cluster with ``redis-cli --cluster create``;
-            None means "when redis-cli is on PATH"; False assigns slots with
-            ``CLUSTER ADDSLOTSRANGE`` and joins nodes with ``CLUSTER MEET``.
-        node_timeout_ms: ``cluster-node-timeout`` of every node.
-        extra_args: Further ``redis-server`` arguments for every node.
-    """
-
-    provider = "local"
-
-    def __init__(
-        self,
-        *,
-        masters: int = 3,
-        use_redis_cli: bool | None = None,
-        node_timeout_ms: int = 5000,
-        extra_args: Sequence[str] = (),
-    ) -> None:
-        if masters < 3:
-            raise ValueError("a Redis Cluster needs at least 3 masters")
-        cli = find_binary("redis-cli") if use_redis_cli is not False else None
-        if use_redis_cli and cli is None:
-            raise ServiceUnavailable("redis-cli not found on PATH")
-        super().__init__("redis_cluster")
-        self.redis_cli = cli
-        self.start_timeout = 30.0
-        self.nodes: list[LocalRedisServer] = []
-        self._created = False
-        try:
-            for index in range(masters):
-                args = [
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-port", str(free_port()),
-                    "--cluster-node-timeout", str(node_timeout_ms), *extra_args,
-                ]  # fmt: skip
-                self.nodes.append(LocalRedisServer(name=f"redis_cluster{index}", extra_args=args))
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def url(self) -> str:
-        """``redis://127.0.0.1:PORT`` of the first node (a seed for cluster clients)."""
-        return f"redis://127.0.0.1:{self.nodes[0].port}"
-
-    def is_running(self) -> bool:
-        """Whether every node process is alive."""
-        return all(node.is_running() for node in self.nodes)
-
-    def start(self) -> None:
-        """Start every node, create the cluster the first time, wait for ``cluster_state:ok``."""
-        self._check_open()
-        for node in self.nodes:
-            node.start()
-        if not self._created:
-            self._create()
-            self._created = True
-        self.wait_ok()
-
-    def stop(self) -> None:
-        """Shut every node down cleanly."""
-        self._check_open()
-        for node in self.nodes:
-            node.stop()
-
-    def kill(self) -> None:
-        """SIGKILL every node."""
-        self._check_open()
-        for node in self.nodes:
-            node.kill()
-
-    def _cleanup(self) -> None:
-        for node in self.nodes:
-            node.close()
-
-    def cluster_info(self, node: int = 0) -> dict[str, str]:
-        """``CLUSTER INFO`` of one node, as a dict."""
-        text = redis_command(self.nodes[node].port, "CLUSTER", "INFO")
-        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-
-    def wait_ok(self, timeout: float | None = None) -> None:
-        """Wait until every node reports ``cluster_state:ok``.
-
-        Args:
-            timeout: Seconds to wait; ``start_timeout`` when omitted.
-
-        Raises:
-            ServiceUnavailable: The cluster is not ok in time.
-        """
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        states: list[str] = []
-        while time.monotonic() < deadline:
-            try:
-                states = [self.cluster_info(i)["cluster_state"] for i in range(len(self.nodes))]
-            except (OSError, KeyError, ServiceUnavailable) as exc:
-                states = [repr(exc)]
-            if all(state == "ok" for state in states):
-                return
-            time.sleep(0.1)
-        raise ServiceUnavailable(
-            f"redis cluster not ok (states {states}); node 0 log:\n{self.nodes[0].log_tail()}"
-        )
-
-    def _create(self) -> None:
-        ports = [node.port for node in self.nodes]
-        if self.redis_cli is not None:
-            argv = [self.redis_cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
-            argv += ["--cluster-replicas", "0", "--cluster-yes"]
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60)  # noqa: S603
-            if result.returncode != 0:
-                raise ServiceUnavailable(
-                    f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}"
-                )
-            return
-        for index, node in enumerate(self.nodes):
-            first, last = index * 16384 // len(ports), (index + 1) * 16384 // len(ports) - 1
-            redis_command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
-            redis_command(node.port, "CLUSTER", "SET-CONFIG-EPOCH", str(index + 1))
-        for node in self.nodes[1:]:
-            bus = _option(node.extra_args, "--cluster-port") or str(node.port + 10000)
-            redis_command(ports[0], "CLUSTER", "MEET", "127.0.0.1", str(node.port), bus)
-
-
 def local_endpoint(name: str, extra_args: Sequence[str] = ()) -> ServiceEndpoint:
     """A not yet started local server for ``name``.
 
@@ -611,151 +475,6 @@ def local_endpoint(name: str, extra_args: Sequence[str] = ()) -> ServiceEndpoint
         return LocalPostgresServer(extra_args=extra_args)
     if name == "mongodb":
         return LocalMongoServer(extra_args=extra_args)
+    from polystore.testing._cluster import LocalRedisCluster  # it builds on this module
+
     return LocalRedisCluster(extra_args=extra_args)
-
-
-def _testcontainers(module: str) -> Any:
-    try:
-        return importlib.import_module(f"testcontainers.community.{module}")
-    except ImportError:  # testcontainers < 4.10 has no "community" package
-        return importlib.import_module(f"testcontainers.{module}")
-
-
-class DockerEndpoint(ServiceEndpoint):
-    """A server in a Docker container started with testcontainers.
-
-    The container port is bound to a fixed free host port, so the URL survives
-    stop/start; the container's filesystem (and so its data) survives too. The
-    image is ``POLYSTORE_TEST_<NAME>_IMAGE`` if set, else redis:7, postgres:16
-    or mongo:7 (run as a one-node replica set ``rs0``, for transactions).
-
-    Args:
-        name: ``"redis"``, ``"postgres"`` or ``"mongodb"``.
-        extra_args: Further server arguments.
-        start_timeout: Seconds to wait for the server after a start.
-    """
-
-    provider = "docker"
-
-    def __init__(
-        self, name: str, *, extra_args: Sequence[str] = (), start_timeout: float = 120.0
-    ) -> None:
-        if name not in DOCKER_IMAGES:
-            raise ServiceUnavailable(f"no Docker image is configured for {name!r}")
-        super().__init__(name)
-        self.start_timeout = start_timeout
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.password = _option(extra_args, "--requirepass") if name == "redis" else None
-        image = os.environ.get(f"POLYSTORE_TEST_{name.upper()}_IMAGE", DOCKER_IMAGES[name])
-        self._container: Any = None
-        try:
-            self._container = self._make_container(image, list(extra_args))
-            self._container.start()
-            self.host = self._container.get_container_host_ip()
-            if name == "mongodb":
-                self._initiate_replica_set()
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-
-    def _make_container(self, image: str, args: list[str]) -> Any:
-        container: Any
-        if self.name == "redis":
-            container = _testcontainers("redis").RedisContainer(image, password=self.password)
-            command = ["redis-server", "--appendonly", "yes", "--appendfsync", "always", *args]
-        elif self.name == "postgres":
-            credentials = {"username": "postgres", "password": "postgres", "dbname": "postgres"}
-            container = _testcontainers("postgres").PostgresContainer(
-                image, driver=None, **credentials
-            )
-            command = ["postgres", "-c", "fsync=on", "-c", "max_connections=200", *args]
-        else:
-            container = _testcontainers("mongodb").MongoDbContainer(image)
-            # No root user: with --replSet it would also need a keyfile.
-            container._configure = lambda: None
-            command = ["--replSet", "rs0", "--bind_ip_all", *args]
-        container.with_command(command)
-        container.with_bind_ports(_CONTAINER_PORTS[self.name], self.port)
-        return container
-
-    @property
-    def url(self) -> str:
-        """The driver URL of the container's server on its bound host port."""
-        where = f"{self.host}:{self.port}"
-        if self.name == "redis":
-            return f"redis://{':' + self.password + '@' if self.password else ''}{where}/0"
-        if self.name == "postgres":
-            return f"postgresql://postgres:postgres@{where}/postgres"
-        return f"mongodb://{where}/?directConnection=true"
-
-    def _initiate_replica_set(self) -> None:
-        from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
-
-        config = {"_id": "rs0", "members": [{"_id": 0, "host": "127.0.0.1:27017"}]}
-        deadline = time.monotonic() + self.start_timeout
-        client: MongoClient[dict[str, Any]] = MongoClient(self.url, serverSelectionTimeoutMS=2000)
-        with client:
-            while True:
-                try:
-                    client.admin.command("replSetInitiate", config)
-                except PyMongoError as exc:  # noqa: PERF203 - polling until mongod is up
-                    if "already initialized" in str(exc):
-                        return
-                    if time.monotonic() > deadline:
-                        raise ServiceUnavailable(f"replSetInitiate failed: {exc}") from exc
-                    time.sleep(0.2)
-                else:
-                    return
-
-    def _ready(self) -> bool:
-        if self.name == "redis":
-            try:
-                reply = redis_command(self.port, "PING", password=self.password, host=self.host)
-            except (OSError, ServiceUnavailable):
-                return False
-            return reply == "PONG"
-        if self.name == "postgres":
-            return pg_ready(self.port, host=self.host)
-        return mongo_ready(self.port, host=self.host, primary=True)
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while not self._ready():
-            if time.monotonic() > deadline:
-                out = b"".join(part or b"" for part in self._container.get_logs())
-                tail = "\n".join(out.decode(errors="replace").splitlines()[-30:])
-                raise ServiceUnavailable(
-                    f"{self.name} container did not answer within {self.start_timeout:.0f}s; "
-                    f"log:\n{tail}"
-                )
-            time.sleep(0.1)
-
-    def start(self) -> None:
-        """Start the stopped container again and wait until the server answers."""
-        self._check_open()
-        wrapped = self._container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status != "running":
-            wrapped.start()
-        self._wait_ready()
-
-    def stop(self) -> None:
-        """Stop the container (SIGTERM, then SIGKILL after 15 s)."""
-        self._check_open()
-        self._container.get_wrapped_container().stop(timeout=15)
-
-    def kill(self) -> None:
-        """SIGKILL the container's main process."""
-        self._check_open()
-        wrapped = self._container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status == "running":
-            wrapped.kill()
-
-    def _cleanup(self) -> None:
-        if self._container is not None:
-            with contextlib.suppress(Exception):  # best effort: the engine may be gone already
-                self._container.stop()

@@ -301,13 +301,14 @@ def resolve_service(
     if url:
         _check_reachable(name, url)
         return UrlEndpoint(name, url)
-    from polystore.testing import _servers  # imported late: it subclasses ServiceEndpoint
+    # Imported late: these subclass ServiceEndpoint.
+    from polystore.testing import _docker, _servers
 
     reasons: list[str] = []
-    if name in _servers.DOCKER_IMAGES:
+    if name in _docker.DOCKER_IMAGES:
         if docker_available():
             try:
-                return _servers.DockerEndpoint(name, extra_args=extra_args)
+                return _docker.DockerEndpoint(name, extra_args=extra_args)
             except Exception as exc:  # noqa: BLE001 - reported, then the local provider is tried
                 reasons.append(f"docker: {type(exc).__name__}: {exc}")
         else:

@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from polystore.testing import _servers
+from polystore.testing import LocalRedisCluster, _servers
 from polystore.testing.services import (
     ALLOW_SKIP_ENV,
     DOCKER_ENV,
@@ -233,7 +233,7 @@ async def test_local_mongodb_answers_runs_transactions_and_keeps_acked_writes_af
 # --- Redis Cluster -------------------------------------------------------------------------
 
 
-async def _use_cluster(cluster: _servers.LocalRedisCluster) -> None:
+async def _use_cluster(cluster: LocalRedisCluster) -> None:
     client = RedisCluster.from_url(cluster.url)
     try:
         keys = [f"key-{i}" for i in range(30)]
@@ -255,7 +255,7 @@ async def _use_cluster(cluster: _servers.LocalRedisCluster) -> None:
 async def test_local_redis_cluster_three_masters(
     endpoint_of: list[ServiceEndpoint], use_redis_cli: bool | None
 ) -> None:
-    cluster = _servers.LocalRedisCluster(use_redis_cli=use_redis_cli)
+    cluster = LocalRedisCluster(use_redis_cli=use_redis_cli)
     endpoint_of.append(cluster)
     if use_redis_cli is None:
         assert cluster.redis_cli is not None
