@@ -35,6 +35,11 @@ class Codec(Protocol):
 
 
 def _reject(value: Any) -> Any:
+    # Number subclasses (a driver's Int64, an IntEnum) are stored as the plain number.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 

@@ -125,3 +125,19 @@ def test_retry_policy_gives_up_after_its_attempts() -> None:
 def test_retry_delays_grow_and_are_capped() -> None:
     policy = RetryPolicy(base_delay=0.1, max_delay=0.3)
     assert all(0 <= policy.delay(n) <= 0.3 for n in range(1, 10) for _ in range(20))
+
+
+def test_int_subclasses_such_as_driver_int64_are_stored_as_plain_ints() -> None:
+    import enum
+
+    class Int64(int):
+        pass
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    codec = JsonCodec()
+    assert codec.decode(codec.encode({"a": Int64(2**40), "b": Level.HIGH})) == {
+        "a": 2**40,
+        "b": 3,
+    }
