@@ -10,6 +10,7 @@ from polystore.backend import BaseBackend, validate_namespace
 from polystore.base import BaseStore, BaseTransaction, new_version
 from polystore.codecs import Codec, CodecRegistry, JsonCodec
 from polystore.collections import Collection, TransactionCollection, TypedEntry
+from polystore.errormap import ErrorMap
 from polystore.errors import (
     AlreadyExistsError,
     BackendNotFoundError,
@@ -57,6 +58,7 @@ __all__ = [
     "DataStore",
     "DataStoreTransaction",
     "Entry",
+    "ErrorMap",
     "Health",
     "JSONInput",
     "JSONValue",

@@ -7,13 +7,13 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from polystore.backends import sqlite_sql as q
 from polystore.base import BaseStore, BaseTransaction, new_version
+from polystore.errormap import ErrorMap
 from polystore.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -31,40 +31,21 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStore", "map_errors"]
 
 
-class map_errors:  # noqa: N801 - used like a function: `with map_errors(...)`
-    """Translate sqlite3 errors into polystore errors (the one place this happens).
+class map_errors(ErrorMap):  # noqa: N801 - used like a function: `with map_errors(...)`
+    """Translate sqlite3 errors into polystore errors (the one place this happens)."""
 
-    A small class rather than ``@contextmanager``: it sits on every call's hot path.
-    """
+    __slots__ = ()
 
-    __slots__ = ("backend", "key", "operation")
+    # ValueError: aiosqlite reports a closed connection this way; OSError: the database
+    # folder cannot be created.
+    driver_errors = (sqlite3.Error, ValueError, OSError)
 
-    def __init__(self, backend: str, operation: str, key: str | None = None) -> None:
-        self.backend = backend
-        self.operation = operation
-        self.key = key
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or isinstance(exc, PolystoreError):
-            return
+    def translate(self, exc: BaseException) -> PolystoreError:
         context = {"backend": self.backend, "operation": self.operation, "key": self.key}
-        if isinstance(exc, sqlite3.OperationalError):
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                raise StoreTimeoutError(f"database is locked: {text}", **context) from exc
-            raise StoreUnavailableError(f"sqlite error: {text}", **context) from exc
-        if isinstance(exc, (sqlite3.DatabaseError, ValueError, OSError)):
-            # ValueError: aiosqlite reports a closed connection this way; OSError: the
-            # database folder cannot be created.
-            raise StoreUnavailableError(f"sqlite error: {exc}", **context) from exc
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return StoreTimeoutError(f"database is locked: {text}", **context)
+        return StoreUnavailableError(f"sqlite error: {text}", **context)
 
 
 def _expiry(ttl: float | None, now: float) -> float | None:

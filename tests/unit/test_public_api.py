@@ -20,6 +20,7 @@ EXPECTED = [
     "DataStore",
     "DataStoreTransaction",
     "Entry",
+    "ErrorMap",
     "Health",
     "JSONInput",
     "JSONValue",

@@ -28,12 +28,12 @@ reachable as ``__cause__`` (with its ``code`` and ``details``).
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 from bson.errors import InvalidDocument
 from pymongo import errors as pm
 
+from polystore.errormap import ErrorMap
 from polystore.errors import (
     AlreadyExistsError,
     ConfigurationError,
@@ -61,7 +61,7 @@ _TIMEOUT_CODES = frozenset({50, 202, 262})  # MaxTimeMSExpired, NetworkInterface
 _MAX_MESSAGE = 400
 
 
-class map_errors:  # noqa: N801 - named and used like a function: ``with map_errors(...):``
+class map_errors(ErrorMap):  # noqa: N801 - named and used like a function: ``with map_errors(...):``
     """Context manager translating driver exceptions raised in its block.
 
     Args:
@@ -71,29 +71,14 @@ class map_errors:  # noqa: N801 - named and used like a function: ``with map_err
         write: The block sends a write, so a lost connection means an unknown outcome.
     """
 
-    __slots__ = ("backend", "key", "operation", "write")
+    __slots__ = ()
 
-    def __init__(
-        self, backend: str, operation: str, key: str | None = None, *, write: bool = False
-    ) -> None:
-        self.backend = backend
-        self.operation = operation
-        self.key = key
-        self.write = write
+    driver_errors = DRIVER_ERRORS
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None and isinstance(exc, DRIVER_ERRORS):
-            raise translate(
-                exc, backend=self.backend, operation=self.operation, key=self.key, write=self.write
-            ) from exc
+    def translate(self, exc: BaseException) -> PolystoreError:
+        return translate(
+            exc, backend=self.backend, operation=self.operation, key=self.key, write=self.write
+        )
 
 
 def _message(exc: BaseException) -> str:

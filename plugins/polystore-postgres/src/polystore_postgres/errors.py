@@ -17,12 +17,12 @@ redacted (URL user-info, ``password=...``) and the configured secrets are scrubb
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
+from polystore.errormap import ErrorMap
 from polystore.errors import (
     ConflictError,
     PolystoreError,
@@ -234,26 +234,39 @@ def connection_suspect(exc: BaseException | None) -> bool:
     return isinstance(exc, (*DRIVER_ERRORS, asyncio.CancelledError))
 
 
-@contextmanager
-def map_errors(
-    backend: str,
-    operation: str,
-    key: str | None = None,
-    *,
-    write_sent: bool = False,
-    secrets: Sequence[str] = (),
-) -> Iterator[None]:
-    """Translate driver exceptions raised in the block (see :func:`translate`)."""
-    try:
-        yield
-    except PolystoreError:
-        raise
-    except DRIVER_ERRORS as exc:
-        raise translate(
+class map_errors(ErrorMap):  # noqa: N801 - named and used like a function: ``with map_errors(...):``
+    """Translate driver exceptions raised in the block (see :func:`translate`).
+
+    Args:
+        backend: Store or backend name for the message.
+        operation: The operation in progress.
+        key: The key involved, if any.
+        write_sent: The block sends a write, so a lost connection means an unknown outcome.
+        secrets: Strings to scrub from driver messages.
+    """
+
+    __slots__ = ("secrets",)
+
+    driver_errors = DRIVER_ERRORS
+
+    def __init__(
+        self,
+        backend: str,
+        operation: str,
+        key: str | None = None,
+        *,
+        write_sent: bool = False,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        super().__init__(backend, operation, key, write=write_sent)
+        self.secrets = secrets
+
+    def translate(self, exc: BaseException) -> PolystoreError:
+        return translate(
             exc,
-            backend=backend,
-            operation=operation,
-            key=key,
-            write_sent=write_sent,
-            secrets=secrets,
-        ) from exc
+            backend=self.backend,
+            operation=self.operation,
+            key=self.key,
+            write_sent=self.write,
+            secrets=self.secrets,
+        )

@@ -19,18 +19,18 @@ message is passed through :func:`~polystore.redact.redact_text`: redis-py names 
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from redis import exceptions as rx
 
 from polystore import (
     ConflictError,
+    PolystoreError,
     StoreError,
     StoreTimeoutError,
     StoreUnavailableError,
     UnknownOutcomeError,
     ValidationError,
 )
+from polystore import ErrorMap as BaseErrorMap
 from polystore.redact import redact_text
 
 __all__ = ["ErrorMap", "map_errors", "translate"]
@@ -123,31 +123,15 @@ def translate(
     return StoreError(f"redis error: {detail}", **where)
 
 
-class ErrorMap:
-    """Context manager that translates driver exceptions raised in its block.
+class ErrorMap(BaseErrorMap):
+    """Translates redis-py exceptions raised in its block (see :func:`translate`)."""
 
-    A small class rather than a generator-based context manager: it sits on every call.
-    """
+    __slots__ = ()
 
-    __slots__ = ("backend", "key", "operation", "write")
+    driver_errors = (rx.RedisError, OSError)
 
-    def __init__(self, backend: str, operation: str, key: str | None, write: bool) -> None:
-        self.backend = backend
-        self.operation = operation
-        self.key = key
-        self.write = write
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, (rx.RedisError, OSError)):
-            raise translate(exc, self.backend, self.operation, self.key, write=self.write) from exc
+    def translate(self, exc: BaseException) -> PolystoreError:
+        return translate(exc, self.backend, self.operation, self.key, write=self.write)
 
 
 def map_errors(
@@ -161,4 +145,4 @@ def map_errors(
         key: The key involved, if any.
         write: Whether the operation changes data.
     """
-    return ErrorMap(backend, operation, key, write)
+    return ErrorMap(backend, operation, key, write=write)
