@@ -12,7 +12,11 @@ from polystore.types import Scalar
 __all__ = [
     "MAX_KEY_BYTES",
     "MAX_TTL_SECONDS",
+    "matches_where",
+    "scalar_equal",
+    "validate_batch_size",
     "validate_key",
+    "validate_limit",
     "validate_prefix",
     "validate_ttl",
     "validate_where",

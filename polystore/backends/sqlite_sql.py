@@ -77,7 +77,7 @@ def _json_path(field: str) -> str | None:
 
 
 def find_sql(
-    where: dict[str, Scalar], limit: int | None, now: float, ns: str, after: str | None
+    where: dict[str, Scalar], limit: int | None, now: float, ns: str
 ) -> tuple[str, list[object], bool]:
     """Build a ``find`` query; the flag says whether every field was pushed into SQL."""
     clauses = ["ns = ?", LIVE, "json_type(value) = 'object'"]
@@ -102,9 +102,6 @@ def find_sql(
         else:
             clauses.append("json_type(value, ?) = 'text' AND json_extract(value, ?) = ?")
             params += [path, path, expected]
-    if after is not None:
-        clauses.append("key > ?")
-        params.append(after)
     sql = (
         f"SELECT key, value, version, expires_at FROM {TABLE} WHERE "
         + " AND ".join(clauses)

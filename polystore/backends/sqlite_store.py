@@ -228,9 +228,9 @@ class SqliteStore(BaseStore):
     async def _find(self, where: dict[str, Scalar], limit: int | None) -> list[Entry]:
         reader = await self._backend.reader()
         now = time.time()
-        sql, params, exact = q.find_sql(where, limit, now, self.namespace, None)
+        sql, params, exact = q.find_sql(where, limit, now, self.namespace)
         if not exact:
-            sql, params, _ = q.find_sql(where, None, now, self.namespace, None)
+            sql, params, _ = q.find_sql(where, None, now, self.namespace)
         with map_errors(self.name, "find"):
             rows = await reader.execute_fetchall(sql, params)
         found: list[Entry] = []
