@@ -81,20 +81,15 @@ class PolystoreError(Exception):
         return f"{self.message} [{', '.join(context)}]"
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild,
-            (type(self), self.message, self.backend, self.operation, self.key),
-        )
+        # Rebuilt without calling __init__, then every attribute restored: subclasses
+        # with fields of their own (route, sqlstate, ...) pickle with no code of theirs.
+        return (_rebuild, (type(self), str(self)), self.__dict__)
 
 
-def _rebuild(
-    cls: type[PolystoreError],
-    message: str,
-    backend: str | None,
-    operation: str | None,
-    key: str | None,
-) -> PolystoreError:
-    return cls(message, backend=backend, operation=operation, key=key)
+def _rebuild(cls: type[PolystoreError], rendered: str) -> PolystoreError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, rendered)
+    return error
 
 
 class ConfigurationError(PolystoreError, ValueError):
@@ -124,18 +119,6 @@ class RouteRequirementError(ConfigurationError):
         self.route = route
         self.missing = missing
         super().__init__(message, backend=backend)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild_route,
-            (self.message, self.route, self.missing, self.backend),
-        )
-
-
-def _rebuild_route(
-    message: str, route: str, missing: tuple[str, ...], backend: str | None
-) -> RouteRequirementError:
-    return RouteRequirementError(message, route=route, missing=missing, backend=backend)
 
 
 class PluginError(PolystoreError):

@@ -141,3 +141,17 @@ def test_int_subclasses_such_as_driver_int64_are_stored_as_plain_ints() -> None:
         "a": 2**40,
         "b": 3,
     }
+
+
+class DriverError(ConflictError):
+    def __init__(self, message: str, *, sqlstate: str, backend: str | None = None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message, backend=backend, key="k")
+
+
+def test_subclass_fields_survive_pickling_without_code_of_their_own() -> None:
+    error = DriverError("serialization failure", sqlstate="40001", backend="ledger")
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is DriverError
+    assert (clone.sqlstate, clone.backend, clone.key) == ("40001", "ledger", "k")
+    assert str(clone) == str(error)

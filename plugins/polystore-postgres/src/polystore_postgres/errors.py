@@ -90,23 +90,6 @@ class PostgresStoreError(StoreError):
         self.table_name = table_name
         super().__init__(message, backend=backend, operation=operation, key=key)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        fields = {
-            "backend": self.backend,
-            "operation": self.operation,
-            "key": self.key,
-            "sqlstate": self.sqlstate,
-            "constraint_name": self.constraint_name,
-            "table_name": self.table_name,
-        }
-        return (_rebuild, (type(self), self.message, fields))
-
-
-def _rebuild(
-    cls: type[PostgresStoreError], message: str, fields: dict[str, Any]
-) -> PostgresStoreError:
-    return cls(message, **fields)
-
 
 class PostgresUnavailableError(PostgresStoreError, StoreUnavailableError):
     """The server cannot be reached or is shutting down; nothing was applied."""
