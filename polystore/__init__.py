@@ -7,7 +7,7 @@ through the ``polystore_register_backends`` hook.
 
 from polystore.app import PolyglotPersistenceManager, Polystore, RouteInfo
 from polystore.backend import BaseBackend, validate_namespace
-from polystore.base import BaseStore, BaseTransaction, new_version
+from polystore.base import BaseStore, BaseTransaction, new_version, new_versions
 from polystore.codecs import Codec, CodecRegistry, JsonCodec
 from polystore.collections import Collection, TransactionCollection, TypedEntry
 from polystore.errormap import ErrorMap
@@ -91,6 +91,7 @@ __all__ = [
     "hookimpl",
     "load_settings",
     "new_version",
+    "new_versions",
     "redact_url",
     "validate_namespace",
 ]

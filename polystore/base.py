@@ -25,13 +25,20 @@ from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, S
 from polystore.validation import (
     validate_batch_size,
     validate_key,
+    validate_keys,
     validate_limit,
     validate_prefix,
     validate_ttl,
     validate_where,
 )
 
-__all__ = ["DEFAULT_MAX_VALUE_BYTES", "BaseStore", "BaseTransaction", "new_version"]
+__all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
+    "BaseStore",
+    "BaseTransaction",
+    "new_version",
+    "new_versions",
+]
 
 DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 """Largest encoded value accepted by default (8 MiB)."""
@@ -42,6 +49,13 @@ _NO_RETRY = RetryPolicy(attempts=1)
 def new_version() -> Version:
     """A fresh random version token (64 bits, hex)."""
     return Version(os.urandom(8).hex())
+
+
+def new_versions(count: int) -> list[Version]:
+    """``count`` fresh random version tokens (64 bits each, hex) from one ``urandom`` call,
+    for batches."""
+    text = os.urandom(8 * count).hex()
+    return cast("list[Version]", [text[i : i + 16] for i in range(0, 16 * count, 16)])
 
 
 def check_write_flags(if_version: object, if_absent: object) -> None:
@@ -112,6 +126,25 @@ class BaseStore(ABC):
                 key=key,
             )
         return data
+
+    def _encode_batch(self, keys: list[str], values: list[JSONInput]) -> list[bytes]:
+        """Encode a batch with the codec's ``encode_many`` when it has one; enforce the
+        size limit. An error names the offending key."""
+        encode_many = getattr(self.codec, "encode_many", None)
+        try:
+            if encode_many is not None:
+                encoded: list[bytes] = encode_many(values)
+            else:
+                encoded = [self.codec.encode(value) for value in values]
+        except StoreError:
+            for key, value in zip(keys, values, strict=True):
+                self.encode(value, key)  # raises again, with the key
+            raise
+        if max(map(len, encoded)) > self.max_value_bytes:
+            for key, value, data in zip(keys, values, encoded, strict=True):
+                if len(data) > self.max_value_bytes:
+                    self.encode(value, key)  # raises the size error, with the key
+        return encoded
 
     def _check_write(
         self, key: object, ttl: object, if_version: object, if_absent: object
@@ -217,23 +250,17 @@ class BaseStore(ABC):
         if checked_ttl is not None:
             self._require(Capabilities.TTL, "save_many")
         if isinstance(items, Mapping):
-            pairs: Iterable[tuple[str, JSONInput]] = items.items()  # keys are unique
+            keys = list(items)  # unique already
+            values = list(items.values())
+            validate_keys(keys)
         else:
-            pairs = _unique_pairs(items)
-        encode, limit = self.codec.encode, self.max_value_bytes
-        prepared: list[tuple[str, JSONValue, bytes]] = []
-        append = prepared.append
-        for key, value in pairs:
-            validate_key(key)
-            try:
-                data = encode(value)
-            except StoreError:
-                data = self.encode(value, key)  # raises again, with the store's context
-            if len(data) > limit:
-                self.encode(value, key)  # raises the size error, with context
-            append((key, cast(JSONValue, value), data))
-        if not prepared:
+            pairs = list(_unique_pairs(items))
+            keys = [pair[0] for pair in pairs]
+            values = [pair[1] for pair in pairs]
+        if not keys:
             return []
+        encoded = self._encode_batch(keys, values)
+        prepared = list(zip(keys, cast("list[JSONValue]", values), encoded, strict=True))
         return await self._save_many(prepared, checked_ttl)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
@@ -351,8 +378,7 @@ def _check_keys(keys: object) -> list[str]:
     if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
         raise ValidationError("keys must be a sequence of str, not a single str")
     checked = list(keys)
-    for key in checked:
-        validate_key(key)
+    validate_keys(checked)
     return checked
 
 

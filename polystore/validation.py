@@ -16,6 +16,7 @@ __all__ = [
     "scalar_equal",
     "validate_batch_size",
     "validate_key",
+    "validate_keys",
     "validate_limit",
     "validate_prefix",
     "validate_ttl",
@@ -45,6 +46,31 @@ def validate_key(key: object, *, what: str = "key") -> str:
         raise ValidationError(f"{what} must not be empty")
     _check_text(key, what)
     return key
+
+
+def validate_keys(keys: list[str], *, what: str = "key") -> None:
+    """Check every key of a batch, as :func:`validate_key` does.
+
+    The common batch (short ASCII keys) is checked with a handful of C-level passes over
+    all keys at once; anything else is checked key by key, for the precise error.
+
+    Raises:
+        ValidationError: A key is not acceptable.
+    """
+    try:
+        joined = "".join(keys)
+    except TypeError:
+        joined = None
+    if (
+        joined is not None
+        and joined.isascii()
+        and "\x00" not in joined
+        and min(map(len, keys), default=1) > 0
+        and max(map(len, keys), default=0) <= MAX_KEY_BYTES
+    ):
+        return
+    for key in keys:
+        validate_key(key, what=what)
 
 
 def validate_prefix(prefix: object) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from polystore.backends import sqlite_sql as q
-from polystore.base import BaseStore, BaseTransaction, new_version
+from polystore.base import BaseStore, BaseTransaction, new_version, new_versions
 from polystore.errormap import ErrorMap
 from polystore.errors import (
     AlreadyExistsError,
@@ -185,7 +185,7 @@ class SqliteStore(BaseStore):
     ) -> list[Version]:
         now = time.time()
         expires = _expiry(ttl, now)
-        versions = [new_version() for _ in items]
+        versions = new_versions(len(items))
         rows = [
             (self.namespace, key, data.decode("utf-8"), version, expires, now)
             for (key, _, data), version in zip(items, versions, strict=True)

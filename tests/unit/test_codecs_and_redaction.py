@@ -13,6 +13,7 @@ from polystore import (
     RetryPolicy,
     SerializationError,
     StoreUnavailableError,
+    new_versions,
     redact_url,
 )
 from polystore.codecs import CodecRegistry
@@ -28,6 +29,29 @@ from polystore.redact import redact_text
 def test_json_codec_refuses_what_json_cannot_hold(value: object) -> None:
     with pytest.raises(SerializationError):
         JsonCodec().encode(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), {"a": [float("inf")]}, {1: "x"}, datetime.datetime.now(), {1, 2}, b"x"],
+    ids=repr,
+)
+def test_json_codec_batches_refuse_what_single_values_refuse(value: object) -> None:
+    with pytest.raises(SerializationError):
+        JsonCodec().encode_many([{"fine": 1}, value])  # type: ignore[list-item]
+
+
+def test_json_codec_batches_encode_as_single_values_do() -> None:
+    codec = JsonCodec()
+    values = [None, {"a": None}, [1.5, "null"], "x", 2**63 - 1, {"nested": {"b": [True]}}]
+    assert codec.encode_many(values) == [codec.encode(value) for value in values]
+    assert codec.encode_many([]) == []
+
+
+def test_batch_versions_are_distinct_16_hex_tokens() -> None:
+    versions = new_versions(1000)
+    assert len(set(versions)) == 1000
+    assert all(len(v) == 16 and int(v, 16) >= 0 for v in versions)
 
 
 def test_json_codec_keeps_null_values() -> None:

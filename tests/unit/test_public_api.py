@@ -53,6 +53,7 @@ EXPECTED = [
     "hookimpl",
     "load_settings",
     "new_version",
+    "new_versions",
     "redact_url",
     "validate_namespace",
 ]

@@ -14,6 +14,7 @@ import pytest
 from polystore import (
     Capabilities,
     DataStore,
+    SerializationError,
     StoreUnavailableError,
     ValidationError,
     Version,
@@ -23,6 +24,7 @@ from polystore.backends.sqlite import SqliteBackend, SqliteSettings
 from polystore.validation import (
     matches_where,
     validate_key,
+    validate_keys,
     validate_ttl,
     validate_where,
 )
@@ -52,6 +54,29 @@ async def test_bad_keys_fail_before_io(unreachable_store: DataStore, key: Any) -
         await unreachable_store.get(key)
     with pytest.raises(ValidationError):
         await unreachable_store.get_many(["fine", key])
+    with pytest.raises(ValidationError):
+        await unreachable_store.delete_many(["fine", key])
+    with pytest.raises(ValidationError):
+        await unreachable_store.save_many([("fine", 1), (key, 1)])
+    if isinstance(key, str | bytes | int):
+        with pytest.raises(ValidationError):
+            await unreachable_store.save_many({"fine": 1, key: 1})
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
+def test_batch_key_checks_refuse_what_single_key_checks_refuse(key: Any) -> None:
+    with pytest.raises(ValidationError) as single:
+        validate_key(key)
+    with pytest.raises(ValidationError) as batch:
+        validate_keys(["fine", key, "also-fine"])
+    assert batch.value.message == single.value.message
+
+
+def test_batch_key_checks_accept_what_single_key_checks_accept() -> None:
+    good = ["k", "user:1", "é" * 512, "k" * 1024, "a b", "日本"]
+    validate_keys(good)
+    validate_keys([])
+    assert [validate_key(key) for key in good] == good
 
 
 @pytest.mark.asyncio
@@ -74,6 +99,21 @@ async def test_a_value_over_the_size_limit_fails_before_io() -> None:
     )
     with pytest.raises(ValidationError, match="limit"):
         await backend.namespace("ns").save("k", "x" * 200)
+    with pytest.raises(ValidationError, match="limit") as batch:
+        await backend.namespace("ns").save_many({"small": "x", "big": "x" * 200})
+    assert batch.value.key == "big"
+
+
+@pytest.mark.asyncio
+async def test_a_value_the_codec_refuses_in_a_batch_names_its_key(
+    unreachable_store: DataStore,
+) -> None:
+    with pytest.raises(SerializationError) as batch:
+        await unreachable_store.save_many({"ok": {"a": 1}, "nan": {"a": math.nan}})
+    assert batch.value.key == "nan"
+    with pytest.raises(SerializationError) as pairs:
+        await unreachable_store.save_many([("ok", 1), ("set", {1, 2})])
+    assert pairs.value.key == "set"
 
 
 @pytest.mark.asyncio

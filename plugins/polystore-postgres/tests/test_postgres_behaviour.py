@@ -101,6 +101,32 @@ async def test_strings_holding_nul_round_trip_and_are_found(store: PostgreSQLSto
     assert [e.key for e in await store.find({"g": 1})] == ["nul", "plain"]
 
 
+async def test_the_server_classifies_every_write_for_find(
+    conn: Any, store: PostgreSQLStore
+) -> None:
+    # shape: 1 an object jsonb can hold, 2 an object holding NUL, 0 anything else.
+    await store.save_many({"m-obj": {"a": 1}, "m-nul": {"a": "x\x00"}, "m-list": [1]})
+    await store.save("s-obj", {"a": 1})
+    await store.save("s-str", "{not an object}")
+    version = await store.save("cas", {"a": 1})
+    await store.save("cas", {"a": "\x00"}, if_version=version)
+    await store.save("new", 7, if_absent=True)
+    async with store.transaction() as tx:
+        await tx.save("tx-nul", {"a": "\x00"})
+    assert store.table is not None
+    rows = await conn.fetch(f"SELECT key, shape FROM {store.table} ORDER BY key")
+    assert {row["key"]: row["shape"] for row in rows} == {
+        "cas": 2,
+        "m-list": 0,
+        "m-nul": 2,
+        "m-obj": 1,
+        "new": 0,
+        "s-obj": 1,
+        "s-str": 0,
+        "tx-nul": 2,
+    }
+
+
 async def test_find_compares_large_numbers_as_python_does(store: PostgreSQLStore) -> None:
     await store.save_many({"int": {"n": 2**53 + 1}, "float": {"n": float(2**63)}})
     assert [e.key for e in await store.find({"n": 2**53 + 1})] == ["int"]

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 from polystore_postgres import PostgresBackend, PostgresSettings
 from polystore_postgres.naming import IDENTIFIER, check_identifier, table_for_namespace
-from polystore_postgres.ops import containment_filter, prefix_upper_bound, shape_of
+from polystore_postgres.ops import containment_filter, prefix_upper_bound
 from polystore_postgres.plugin import polystore_register_backends
 
 from polystore import BackendRegistry, Capabilities, ConfigurationError, PluginManager
@@ -108,16 +108,6 @@ def test_prefix_upper_bound_is_the_next_string_in_code_point_order() -> None:
     assert prefix_upper_bound("a\U0010ffff") == "b"
     assert prefix_upper_bound("\U0010ffff") is None
     assert prefix_upper_bound("a\ud7ff") == "a\ue000"
-
-
-def test_shape_tells_objects_from_other_values() -> None:
-    assert [shape_of(b'{"a":1}'), shape_of(b"[1]"), shape_of(b'"{"'), shape_of(b"1")] == [
-        1,
-        0,
-        0,
-        0,
-    ]
-    assert shape_of(b'{"a":"x\\u0000y"}') == 2
 
 
 def test_containment_filter_leaves_out_what_jsonb_cannot_compare_exactly() -> None:

@@ -8,7 +8,7 @@ from polystore_redis import RedisBackend, RedisSettings, RedisStore, map_errors
 from polystore_redis.errors import translate
 from polystore_redis.keys import KeyLayout, escape_glob, fixed_hash_tag, group_by_slot
 from polystore_redis.packing import HIREDIS_PACKING, HiredisConnection
-from polystore_redis.scripts import new_versions, ttl_to_ms
+from polystore_redis.scripts import ttl_to_ms
 from redis import exceptions as rx
 from redis.asyncio.connection import Connection
 from redis.crc import key_slot
@@ -98,12 +98,6 @@ def test_ttl_becomes_whole_milliseconds_rounded_up() -> None:
     assert ttl_to_ms(0.4) == 400
     assert ttl_to_ms(0.0001) == 1
     assert ttl_to_ms(1.0005) == 1001
-
-
-def test_batch_versions_are_distinct_16_hex_tokens() -> None:
-    versions = new_versions(1000)
-    assert len(set(versions)) == 1000
-    assert all(len(v) == 16 and int(v, 16) >= 0 for v in versions)
 
 
 # -- settings --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING, ReplaceOne
 
-from polystore.base import BaseStore, new_version
+from polystore.base import BaseStore, new_version, new_versions
 from polystore.errors import StoreError
 from polystore.protocol import DataStoreTransaction
 from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
@@ -161,7 +161,7 @@ class MongoDBStore(BaseStore):
     ) -> list[Version]:
         collection = await self._writable()
         now = utcnow()
-        versions = [new_version() for _ in items]
+        versions = new_versions(len(items))
         size = self._keys_per_query
         for start in range(0, len(items), size):
             requests = [

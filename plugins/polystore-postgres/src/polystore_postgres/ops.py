@@ -12,36 +12,25 @@ from polystore.types import Entry, Scalar, Version
 from polystore_postgres.sql import TableSQL
 
 __all__ = [
-    "SHAPE_OBJECT",
-    "SHAPE_OPAQUE_OBJECT",
-    "SHAPE_OTHER",
     "containment_filter",
+    "holds_nul",
     "prefix_upper_bound",
     "read_entry",
     "remove",
-    "shape_of",
     "write",
 ]
-
-SHAPE_OTHER = 0
-SHAPE_OBJECT = 1
-SHAPE_OPAQUE_OBJECT = 2
-"""An object that jsonb cannot hold (a ``\\u0000`` in a string): ``find`` filters it in Python."""
 
 _EXACT_NUMBERS = 2**53
 """Beyond this, a JSON number's text and its double part ways: ``find`` checks in Python."""
 
 
-def shape_of(data: bytes) -> int:
-    """Classify encoded JSON for the ``shape`` column (orjson writes no leading space)."""
-    if not data.startswith(b"{"):
-        return SHAPE_OTHER
-    # orjson escapes NUL as \u0000; a literal backslash-u0000 in a string also lands here,
-    # which only costs that row a Python-side check. Most documents hold no backslash at
-    # all, and looking for one byte is several times faster than for six.
-    if b"\\" in data and b"\\u0000" in data:
-        return SHAPE_OPAQUE_OBJECT
-    return SHAPE_OBJECT
+def holds_nul(data: bytes) -> bool:
+    """Whether encoded JSON holds ``\\u0000`` (how the codec writes NUL), which jsonb
+    cannot store: such an object is left out of the ``find`` index and checked in Python.
+    A literal backslash-u0000 in a string also answers yes, at the same small cost."""
+    # Most documents hold no backslash at all, and looking for one byte is several times
+    # faster than looking for six.
+    return b"\\" in data and b"\\u0000" in data
 
 
 def containment_filter(where: dict[str, Scalar]) -> str:
@@ -96,23 +85,23 @@ async def write(
     """
     version = new_version()
     text = data.decode("utf-8")
-    shape = shape_of(data)
+    nul = holds_nul(data)
     if if_version is not None:
         done = await conn.fetchval(
-            sql.update_if_version, key, text, version, ttl, shape, if_version, timeout=timeout
+            sql.update_if_version, key, text, version, ttl, nul, if_version, timeout=timeout
         )
         if done is None:
             raise ConflictError("version mismatch", backend=store_name, operation="save", key=key)
     elif if_absent:
         done = await conn.fetchval(
-            sql.insert_if_absent, key, text, version, ttl, shape, timeout=timeout
+            sql.insert_if_absent, key, text, version, ttl, nul, timeout=timeout
         )
         if done is None:
             raise AlreadyExistsError(
                 "key already exists", backend=store_name, operation="save", key=key
             )
     else:
-        await conn.execute(sql.upsert, key, text, version, ttl, shape, timeout=timeout)
+        await conn.execute(sql.upsert, key, text, version, ttl, nul, timeout=timeout)
     return version
 
 

@@ -35,6 +35,11 @@ cannot hold: PostgreSQL may evaluate the parts of an AND in any order (a bitmap 
 scan's recheck puts the index condition first), but not the branches of a CASE."""
 
 _EXPIRY = "now() + {ttl}::float8 * interval '1 second'"
+_SHAPE = "CASE WHEN left({text}, 1) <> '{{' THEN 0 WHEN {opaque} THEN 2 ELSE 1 END"
+"""The ``shape`` of a row: the server tells objects from other values by the first
+character (the codec writes no leading space); the client flags the texts that hold
+``\\u0000`` (see :func:`polystore_postgres.ops.holds_nul`), which are rare: looking for
+them in Python costs a fraction of what ``strpos`` costs the server."""
 _SET = (
     "value = excluded.value, version = excluded.version, expires_at = excluded.expires_at, "
     "shape = excluded.shape, updated_at = now()"
@@ -83,8 +88,9 @@ class TableSQL:
     """Every statement a store runs against its table, built once per namespace.
 
     Parameters of the writes: ``$1`` key, ``$2`` JSON text, ``$3`` new version,
-    ``$4`` ttl in seconds (NULL: no expiry), ``$5`` shape; CAS adds ``$6`` the expected
-    version.
+    ``$4`` ttl in seconds (NULL: no expiry), ``$5`` whether the text holds ``\\u0000``;
+    CAS adds ``$6`` the expected version. ``save_many`` takes arrays of keys, texts and
+    versions as ``$1``-``$3`` and, as ``$5``, the keys whose text holds ``\\u0000``.
     """
 
     def __init__(self, schema: str, table: str) -> None:
@@ -93,7 +99,8 @@ class TableSQL:
         t = f"{quote_identifier(schema)}.{quote_identifier(table)}"
         expiry = _EXPIRY.format(ttl="$4")
         columns = "(key, value, version, expires_at, shape)"
-        values = f"VALUES ($1, $2::json, $3, {expiry}, $5)"
+        shape = _SHAPE.format(text="$2::text", opaque="$5::bool")
+        values = f"VALUES ($1, $2::text::json, $3, {expiry}, {shape})"
         self.qualified = t
         self.query_index = f"{quote_identifier(schema)}.{quote_identifier(table + '_doc')}"
         self.get_value = f"SELECT value FROM {t} WHERE key = $1 AND {LIVE}"
@@ -110,8 +117,8 @@ class TableSQL:
             "WHERE t.expires_at IS NOT NULL AND t.expires_at <= now() RETURNING 1"
         )
         self.update_if_version = (
-            f"UPDATE {t} SET value = $2::json, version = $3, expires_at = {expiry}, "
-            f"shape = $5, updated_at = now() "
+            f"UPDATE {t} SET value = $2::text::json, version = $3, expires_at = {expiry}, "
+            f"shape = {shape}, updated_at = now() "
             f"WHERE key = $1 AND version = $6 AND {LIVE} RETURNING 1"
         )
         self.delete = f"DELETE FROM {t} WHERE key = $1 RETURNING {LIVE}"
@@ -121,8 +128,9 @@ class TableSQL:
         self.get_many = f"SELECT key, value FROM {t} WHERE key = ANY($1::text[]) AND {LIVE}"
         self.save_many = (
             f"INSERT INTO {t} AS t {columns} "
-            f"SELECT u.k, u.v::json, u.ver, {expiry}, u.s "
-            "FROM unnest($1::text[], $2::text[], $3::text[], $5::int2[]) AS u(k, v, ver, s) "
+            f"SELECT u.k, u.v::json, u.ver, {expiry}, "
+            f"{_SHAPE.format(text='u.v', opaque='u.k = ANY($5::text[])')} "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(k, v, ver) "
             f"ON CONFLICT (key) DO UPDATE SET {_SET}, {_RENEW_CREATED}"
         )
         self.delete_many = f"DELETE FROM {t} WHERE key = ANY($1::text[]) RETURNING {LIVE}"

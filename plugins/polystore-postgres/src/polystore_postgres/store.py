@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from polystore.base import BaseStore, new_version
+from polystore.base import BaseStore, new_versions
 from polystore.errors import StoreError, UnsupportedOperationError
 from polystore.protocol import DataStoreTransaction
 from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
@@ -193,22 +193,28 @@ class PostgreSQLStore(BaseStore):
     ) -> list[Version]:
         self._check_not_in_transaction("save_many")
         sql = self._sql or await self.prepare()
-        versions = [new_version() for _ in items]
-        # Sorted, so concurrent batches lock rows in one order and cannot deadlock.
-        rows = sorted(zip(items, versions, strict=True), key=_first_key)
+        count = len(items)
+        versions = new_versions(count)
+        keys, _, datas = zip(*items, strict=True)
+        texts = [data.decode("utf-8") for data in datas]
+        opaque = {key for key, data in zip(keys, datas, strict=True) if ops.holds_nul(data)}
+        # Rows in key order, so concurrent batches lock them in one order and cannot
+        # deadlock (sorting here costs less than an ORDER BY in the statement).
+        order = sorted(range(count), key=keys.__getitem__)
         size = self.backend.settings.batch_rows
-        async with self._batch("save_many", -(-len(rows) // size)) as call:
-            for start in range(0, len(rows), size):
-                keys, texts, shapes, chunk_versions = [], [], [], []
-                for (key, _, data), version in rows[start : start + size]:
-                    keys.append(key)
-                    texts.append(data.decode("utf-8"))
-                    shapes.append(ops.shape_of(data))
-                    chunk_versions.append(version)
+        async with self._batch("save_many", -(-count // size)) as call:
+            for start in range(0, count, size):
+                chunk = order[start : start + size]
+                chunk_keys = [keys[i] for i in chunk]
                 await call.conn.execute(
-                    sql.save_many, keys, texts, chunk_versions, ttl, shapes,
+                    sql.save_many,
+                    chunk_keys,
+                    [texts[i] for i in chunk],
+                    [versions[i] for i in chunk],
+                    ttl,
+                    [key for key in chunk_keys if key in opaque] if opaque else [],
                     timeout=call.remaining(),
-                )  # fmt: skip
+                )
         return versions
 
     async def _delete_many(self, keys: list[str]) -> int:
@@ -387,10 +393,6 @@ class PostgreSQLStore(BaseStore):
 
     async def _health(self) -> Health:
         return await self.backend.health()
-
-
-def _first_key(row: tuple[tuple[str, JSONValue, bytes], Version]) -> str:
-    return row[0][0]
 
 
 def _entry(row: Any) -> Entry:

@@ -10,10 +10,7 @@ conditional operation is one atomic ``EVALSHA``. Scripts are registered once per
 from __future__ import annotations
 
 import math
-import os
-from typing import Any, cast
-
-from polystore import Version
+from typing import Any
 
 __all__ = [
     "CAS_DELETE",
@@ -22,18 +19,11 @@ __all__ = [
     "GET_ENTRY",
     "VERSION_LENGTH",
     "Scripts",
-    "new_versions",
     "ttl_to_ms",
 ]
 
 VERSION_LENGTH = 16
 """Characters of the version token at the start of every stored value."""
-
-
-def new_versions(count: int) -> list[Version]:
-    """``count`` fresh random version tokens (64 bits each, hex) from one ``urandom`` call."""
-    text = os.urandom(8 * count).hex()
-    return cast("list[Version]", [text[i : i + 16] for i in range(0, 16 * count, 16)])
 
 
 def ttl_to_ms(ttl: float) -> int:

@@ -30,10 +30,11 @@ from polystore import (
     SerializationError,
     Version,
     new_version,
+    new_versions,
 )
 from polystore_redis.errors import map_errors
 from polystore_redis.keys import KeyLayout, group_by_slot
-from polystore_redis.scripts import VERSION_LENGTH, new_versions, ttl_to_ms
+from polystore_redis.scripts import VERSION_LENGTH, ttl_to_ms
 from polystore_redis.transaction import RedisTransaction
 
 if TYPE_CHECKING:
