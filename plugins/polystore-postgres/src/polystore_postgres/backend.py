@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from polystore.backend import BaseBackend
+from polystore.deadlines import DeadlineWatch
 from polystore.errors import ConfigurationError, StoreError, StoreUnavailableError
 from polystore.protocol import DataStore
 from polystore.retry import RetryPolicy
@@ -36,17 +36,6 @@ CAPABILITIES = (
     | Capabilities.DURABLE
     | Capabilities.SHARED
 )
-
-if sys.version_info >= (3, 11):
-
-    async def _acquire(pool: Any, timeout: float) -> Any:
-        async with asyncio.timeout(timeout):
-            return await pool.acquire()
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _acquire(pool: Any, timeout: float) -> Any:
-        return await pool.acquire(timeout=timeout)
 
 
 async def _keep_session(conn: Any) -> None:
@@ -85,6 +74,7 @@ class PostgresBackend(BaseBackend):
         self._background: set[asyncio.Task[None]] = set()
         # Connections this backend has taken from its own pool and not yet returned.
         self._checked_out = 0
+        self._acquire_waits = DeadlineWatch()
         self._pool_limit = self.settings.max_pool_size
 
     def __repr__(self) -> str:
@@ -177,7 +167,8 @@ class PostgresBackend(BaseBackend):
             # connect_timeout bounds. Skip the cost of arming a timer.
             conn = await pool.acquire()
         else:
-            conn = await _acquire(pool, timeout)
+            # Every connection is out: wait, bounded by one timer shared by all waiters.
+            conn = await self._acquire_waits.wait(pool.acquire(), timeout)
         self._checked_out += 1
         return conn
 

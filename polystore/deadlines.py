@@ -1,0 +1,90 @@
+"""Bounding many waits with one timer.
+
+``asyncio.timeout`` arms a timer per wait: a few microseconds each, which shows when every
+call of a busy store waits for a pooled connection. :class:`DeadlineWatch` keeps the
+waiting tasks with their deadlines and one timer, set for the earliest; when it fires it
+cancels the tasks that are overdue, whose waits then raise :class:`TimeoutError`, and sets
+itself for the next. A wait costs two dictionary operations, and a timer only when it is
+the earliest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable
+from typing import TypeVar
+
+__all__ = ["DeadlineWatch"]
+
+T = TypeVar("T")
+
+
+class DeadlineWatch:
+    """Time-limited waits of the tasks of one event loop, sharing one timer.
+
+    Use one instance per pool (or per loop); it is not thread-safe, like asyncio itself.
+    Cancelling a waiting task from outside still cancels it: only the watch's own
+    cancellations become :class:`TimeoutError` (as with ``asyncio.timeout``).
+    """
+
+    __slots__ = ("_expired", "_timer", "_waiting")
+
+    def __init__(self) -> None:
+        self._waiting: dict[asyncio.Task[object], float] = {}
+        self._expired: set[asyncio.Task[object]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def waiting(self) -> int:
+        """How many waits are in progress."""
+        return len(self._waiting)
+
+    async def wait(self, awaitable: Awaitable[T], timeout: float) -> T:
+        """Await ``awaitable`` for at most ``timeout`` seconds.
+
+        Raises:
+            TimeoutError: The deadline passed first; ``awaitable`` was cancelled.
+        """
+        task = asyncio.current_task()
+        if task is None or sys.version_info < (3, 11):  # pragma: no cover - no uncancel()
+            return await asyncio.wait_for(awaitable, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        cancelling = task.cancelling()
+        self._waiting[task] = deadline
+        timer = self._timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._expire, loop)
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            if task in self._expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        else:
+            if task in self._expired:  # the cancellation came too late to matter
+                task.uncancel()
+            return result
+        finally:
+            self._waiting.pop(task, None)
+            self._expired.discard(task)
+            if not self._waiting and self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        earliest: float | None = None
+        for task, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[task]
+                self._expired.add(task)
+                task.cancel()
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None:
+            self._timer = loop.call_at(earliest, self._expire, loop)
