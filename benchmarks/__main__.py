@@ -28,11 +28,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="a few ops per workload, 2 rounds")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="measured rounds (default 11; smoke: 2)"
+        "--rounds", type=int, default=None, help="measured rounds (default 41; smoke: 2)"
     )
     parser.add_argument(
-        "--seconds", type=float, default=0.4,
-        help="aimed duration of the slowest library's run of one workload (default 0.4)",
+        "--seconds", type=float, default=0.1,
+        help="aimed duration of the slowest library's run of one workload (default 0.1)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     for name in SERVER_NAMES:
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = args.backend or ["all"]
     wanted = [*BACKENDS, MIXED] if "all" in chosen else list(dict.fromkeys(chosen))
-    rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 11)
+    rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 41)
     meta = {
         "command": _command_line(sys.argv[1:] if argv is None else argv),
         "machine": machine(),

@@ -61,15 +61,18 @@ class Sizes:
                    mixed_ops=40, keyspace=100)  # fmt: skip
 
     def scaled(self, factor: float) -> Sizes:
-        """The same workloads with ``factor`` times the operations (at least a few)."""
+        """The same workloads with ``factor`` times the operations, but never fewer than
+        a run needs for a steady figure: 100 sequential calls, 10 per concurrent task,
+        2 batches, 400 routed calls (a mixed run is dominated by its few slow writes)."""
 
         def times(n: int, least: int = 1) -> int:
             return max(least, round(n * factor))
 
         return dataclasses.replace(
-            self, ops=times(self.ops, 10), concurrent_ops=times(self.concurrent_ops, 64),
-            batches=times(self.batches), cas_increments=times(self.cas_increments),
-            mixed_ops=times(self.mixed_ops, 32),
+            self, ops=times(self.ops, 100),
+            concurrent_ops=times(self.concurrent_ops, 10 * self.concurrency),
+            batches=times(self.batches, 2), cas_increments=times(self.cas_increments),
+            mixed_ops=times(self.mixed_ops, 400),
         )  # fmt: skip
 
 
