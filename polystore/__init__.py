@@ -8,6 +8,12 @@ through the ``polystore_register_backends`` hook.
 from polystore.app import PolyglotPersistenceManager, Polystore, RouteInfo
 from polystore.backend import BaseBackend, validate_namespace
 from polystore.base import BaseStore, BaseTransaction, new_version, new_versions
+from polystore.breaker import (
+    CircuitBreaker,
+    CircuitBreakerSettings,
+    CircuitBreakerStore,
+    CircuitOpenError,
+)
 from polystore.codecs import Codec, CodecRegistry, JsonCodec
 from polystore.collections import Collection, TransactionCollection, TypedEntry
 from polystore.errormap import ErrorMap
@@ -50,6 +56,10 @@ __all__ = [
     "BaseStore",
     "BaseTransaction",
     "Capabilities",
+    "CircuitBreaker",
+    "CircuitBreakerSettings",
+    "CircuitBreakerStore",
+    "CircuitOpenError",
     "Codec",
     "CodecRegistry",
     "Collection",

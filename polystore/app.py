@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import pydantic
 from pydantic import BaseModel
 
+from polystore.breaker import CircuitBreaker, CircuitBreakerStore
 from polystore.collections import Collection, TransactionCollection
 from polystore.errors import (
     ConfigurationError,
@@ -75,6 +76,7 @@ class Polystore:
         self.settings = (settings if settings is not None else load_settings()).resolved()
         self.plugins = plugins if plugins is not None else PluginManager()
         self._backends: dict[str, Backend] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
         self._routes: dict[str, DataStore] = {}
         self._route_info: dict[str, RouteInfo] = {}
         self._collections: dict[str, Collection[Any]] = {}
@@ -125,6 +127,10 @@ class Polystore:
         try:
             for name, config in self.settings.backends.items():
                 self._backends[name] = self._build_backend(name, config)
+                if config.circuit_breaker.enabled:
+                    self._breakers[name] = CircuitBreaker.from_settings(
+                        name, config.circuit_breaker
+                    )
             await asyncio.gather(*(backend.open() for backend in self._backends.values()))
             for name, route in self.settings.routes.items():
                 self._add_route(name, route)
@@ -136,6 +142,7 @@ class Polystore:
     async def aclose(self) -> None:
         """Close every backend this instance built."""
         backends, self._backends = list(self._backends.values()), {}
+        self._breakers.clear()
         self._routes.clear()
         self._route_info.clear()
         self._collections.clear()
@@ -157,7 +164,11 @@ class Polystore:
     def _add_route(self, name: str, route: RouteConfig) -> None:
         backend = self._backends[route.backend]
         namespace = route.namespace or name
-        store = self.plugins.wrap_store(backend.namespace(namespace), name)
+        store: DataStore = backend.namespace(namespace)
+        breaker = self._breakers.get(route.backend)
+        if breaker is not None:
+            store = CircuitBreakerStore(store, breaker)
+        store = self.plugins.wrap_store(store, name)
         required = Capabilities.parse(route.requires or ())
         missing = required & ~store.capabilities
         if missing:
@@ -192,6 +203,11 @@ class Polystore:
     def backends(self) -> Mapping[str, Backend]:
         """The backends built from the settings, by name."""
         return dict(self._backends)
+
+    @property
+    def breakers(self) -> Mapping[str, CircuitBreaker]:
+        """The circuit breaker of each backend that has one, by backend name."""
+        return dict(self._breakers)
 
     @property
     def routes(self) -> Mapping[str, RouteInfo]:

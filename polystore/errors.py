@@ -10,7 +10,8 @@ translated in exactly one place per backend and chained with ``raise ... from ex
     ├── PluginError
     └── StoreError
         ├── StoreUnavailableError        transient: refused/reset, server restarting
-        │   └── StoreTimeoutError (TimeoutError)
+        │   ├── StoreTimeoutError (TimeoutError)
+        │   └── CircuitOpenError (polystore.breaker) refused by the backend's circuit breaker
         ├── UnknownOutcomeError          a write may or may not have been applied
         ├── ConflictError                CAS version mismatch
         │   └── AlreadyExistsError       create-only write found the key

@@ -33,6 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from polystore.breaker import CircuitBreakerSettings
 from polystore.errors import ConfigurationError
 from polystore.redact import REDACTED, redact_url
 from polystore.types import Capabilities
@@ -89,11 +90,13 @@ class BackendConfig(BaseModel):
     """One backend: the plugin that provides it and the plugin's own options.
 
     The options are checked against the plugin's settings model when the backend is built.
+    ``circuit_breaker`` is polystore's own and is not passed to the plugin.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     plugin: str = Field(min_length=1)
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
     def options(self) -> dict[str, Any]:
         """Every option, ``plugin`` included, as given."""

@@ -52,6 +52,31 @@ def test_settings_come_from_environment_variables(monkeypatch: pytest.MonkeyPatc
     assert settings.routes["sessions"].backend == "cache"
 
 
+def test_circuit_breaker_settings_are_polystores_not_the_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POLYSTORE_BACKENDS__CACHE__PLUGIN", "memory")
+    monkeypatch.setenv("POLYSTORE_BACKENDS__CACHE__CIRCUIT_BREAKER__FAILURES", "7")
+    monkeypatch.chdir(Path("/"))
+    config = load_settings().backends["cache"]
+    assert config.circuit_breaker.failures == 7
+    assert config.circuit_breaker.reset_after == 2.0
+    assert "circuit_breaker" not in config.options()
+    assert (
+        load_settings({"backends": {"a": {"plugin": "memory"}}})
+        .backends["a"]
+        .circuit_breaker.enabled
+    )
+
+
+@pytest.mark.parametrize(
+    "breaker", [{"failures": 0}, {"reset_after": -1}, {"failures": "many"}, {"typo": 1}]
+)
+def test_bad_circuit_breaker_settings_are_configuration_errors(breaker: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match="circuit_breaker"):
+        load_settings({"backends": {"a": {"plugin": "memory", "circuit_breaker": breaker}}})
+
+
 def test_no_configuration_means_one_sqlite_backend_for_every_standard_route(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

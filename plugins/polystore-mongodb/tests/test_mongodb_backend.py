@@ -10,7 +10,7 @@ import pytest
 from polystore_mongodb import MongoBackend, MongoDBStore, MongoSettings
 from pymongo import AsyncMongoClient
 
-from polystore import PluginManager, Polystore
+from polystore import CircuitBreakerStore, PluginManager, Polystore
 from polystore.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -188,7 +188,8 @@ async def test_polystore_routes_to_mongodb_and_checks_capabilities(
     }
     async with Polystore.from_config(config) as ps:
         store = ps.route("ledger")
-        assert isinstance(store, MongoDBStore)
+        assert isinstance(store, CircuitBreakerStore)  # the router's breaker for "docs"
+        assert isinstance(store.store, MongoDBStore)
         await store.save("k", {"amount": "1.00"})
         assert await store.get("k") == {"amount": "1.00"}
 
