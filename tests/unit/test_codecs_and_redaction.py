@@ -20,22 +20,23 @@ from polystore.codecs import CodecRegistry
 from polystore.errors import PluginError, RouteRequirementError
 from polystore.redact import redact_text
 
+NOT_JSON: list[object] = [
+    float("nan"),
+    {"a": [float("inf")]},
+    {1: "x"},
+    datetime.datetime.now(),
+    {1, 2},
+    b"x",
+]
 
-@pytest.mark.parametrize(
-    "value",
-    [float("nan"), {"a": [float("inf")]}, {1: "x"}, datetime.datetime.now(), {1, 2}, b"x"],
-    ids=repr,
-)
+
+@pytest.mark.parametrize("value", NOT_JSON, ids=repr)
 def test_json_codec_refuses_what_json_cannot_hold(value: object) -> None:
     with pytest.raises(SerializationError):
         JsonCodec().encode(value)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    "value",
-    [float("nan"), {"a": [float("inf")]}, {1: "x"}, datetime.datetime.now(), {1, 2}, b"x"],
-    ids=repr,
-)
+@pytest.mark.parametrize("value", NOT_JSON, ids=repr)
 def test_json_codec_batches_refuse_what_single_values_refuse(value: object) -> None:
     with pytest.raises(SerializationError):
         JsonCodec().encode_many([{"fine": 1}, value])  # type: ignore[list-item]
