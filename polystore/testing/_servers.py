@@ -173,6 +173,18 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (or the process is gone)."""
+    for path in Path(f"/proc/{pid}/task").glob("*/stat"):  # none: gone, or no /proc
+        try:
+            state = path.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread is gone
+        if state not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
 class _LocalServer(ServiceEndpoint):
     """A server run as a child process in its own process group."""
 
@@ -257,22 +269,32 @@ class _LocalServer(ServiceEndpoint):
         self._reap()
 
     def pause(self) -> None:
-        """Freeze the server (SIGSTOP): it keeps its connections but answers nothing."""
+        """Freeze the server (SIGSTOP): it keeps its connections but answers nothing.
+
+        Returns once every thread of every server process is stopped: a signal takes
+        effect asynchronously, and a request sent in between could still be answered.
+        """
         self._check_open()
-        self._signal_all(signal.SIGSTOP)
+        pids = self._signal_all(signal.SIGSTOP)
+        deadline = time.monotonic() + 5.0
+        while not all(map(_stopped, pids)) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """Thaw a server frozen by :meth:`pause` (SIGCONT)."""
         self._check_open()
         self._signal_all(signal.SIGCONT)
 
-    def _signal_all(self, signum: signal.Signals) -> None:
+    def _signal_all(self, signum: signal.Signals) -> list[int]:
+        """Signal the server and every descendant; return the pids signalled."""
         if self._proc is None or self._proc.poll() is not None:
-            return
+            return []
         # Some servers (PostgreSQL) put each child in its own session: signal them by pid.
-        for pid in [self._proc.pid, *_descendants(self._proc.pid)]:
+        pids = [self._proc.pid, *_descendants(self._proc.pid)]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
+        return pids
 
     def _reap(self) -> None:
         """SIGKILL whatever is left of the server's processes and collect the exit status."""

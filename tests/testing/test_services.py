@@ -478,6 +478,11 @@ def test_a_paused_redis_answers_nothing_until_resumed() -> None:
     try:
         server.start()
         server.pause()
+        # pause() returns only once every thread of the server is stopped.
+        assert server._proc is not None
+        threads = list(Path(f"/proc/{server._proc.pid}/task").glob("*/stat"))
+        assert threads
+        assert all(path.read_text().rsplit(")", 1)[1].split()[0] == "T" for path in threads)
         with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
             sock.settimeout(0.5)
             sock.sendall(b"PING\r\n")
