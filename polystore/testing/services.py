@@ -19,7 +19,9 @@ import atexit
 import contextlib
 import importlib
 import os
+import signal
 import socket
+import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, ClassVar
@@ -100,6 +102,23 @@ def _close_leftovers() -> None:
             endpoint.close()
 
 
+def _close_then_terminate(signum: int, frame: Any) -> None:
+    """SIGTERM: stop the private servers (atexit does not run on a signal), then die of
+    the signal as the process would have."""
+    _close_leftovers()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _close_on_sigterm() -> None:
+    """Install :func:`_close_then_terminate`, unless the program handles SIGTERM itself."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _close_then_terminate)
+
+
 class ServiceEndpoint(abc.ABC):
     """A server that tests connect to, with fault controls when it is private.
 
@@ -114,6 +133,7 @@ class ServiceEndpoint(abc.ABC):
         self.name = name
         self._closed = False
         _OPEN_ENDPOINTS.add(self)
+        _close_on_sigterm()
 
     @property
     @abc.abstractmethod

@@ -493,3 +493,35 @@ def test_a_paused_redis_answers_nothing_until_resumed() -> None:
             assert sock.recv(16) == b"+PONG\r\n"
     finally:
         server.close()
+
+
+def test_a_terminated_program_stops_its_private_servers_first() -> None:
+    # atexit does not run when a process dies of SIGTERM (a CI job cancelled, a pytest
+    # run killed); the servers it started must not outlive it.
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from polystore.testing import LocalRedisServer
+        server = LocalRedisServer(port=None)
+        server.start()
+        print(server._proc.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    program = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert program.stdout is not None
+    server_pid = int(program.stdout.readline())
+    try:
+        assert _alive(server_pid)
+        program.terminate()
+        assert program.wait(timeout=20) == -signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while _alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(server_pid)
+    finally:
+        program.kill()
+        program.wait()
+        program.stdout.close()
+        with contextlib.suppress(OSError):
+            os.kill(server_pid, signal.SIGKILL)
