@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from polystore_mongodb.documents import (
     read_value,
     unescape_key,
 )
+from polystore_mongodb.documents import _might_need_escape as might_need_escape
 
 from polystore.codecs import JsonCodec
 
@@ -90,6 +92,44 @@ def test_values_without_awkward_keys_are_stored_unchanged() -> None:
     assert document == {VALUE: value, VERSION: "v1"}
     assert document[VALUE] is value
     assert not needs_escape(value)
+
+
+@pytest.mark.parametrize("key", [k for k in AWKWARD_KEYS if escape_key(k) != k], ids=repr)
+def test_the_quick_look_finds_every_key_that_needs_escaping(key: str) -> None:
+    codec = JsonCodec()
+    for value in ({key: 1}, [{"x": "y", key: {"z": 1}}], {"a": {"b\\": [{key: None}]}}):
+        assert might_need_escape(codec.encode(value)), value
+
+
+def test_the_quick_look_ignores_dots_dollars_and_percents_outside_keys() -> None:
+    value = {"email": "a.b@c.d", "price": 1.5, "text": "$x 100%", "list": [0.5, "a.b"]}
+    assert not might_need_escape(JsonCodec().encode(value))
+
+
+def test_the_quick_look_never_misses_on_random_values() -> None:
+    # Keys and strings made of the characters that matter: quotes, backslashes, colons.
+    rng = random.Random(7)
+    alphabet = ["a", ".", "$", "%", "\x00", '"', "\\", "é", ":", ",", "{", "}"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+
+    def value(depth: int = 0) -> Any:
+        roll = rng.random()
+        if depth > 3 or roll < 0.3:
+            return rng.choice([1, 1.5, 2.5e-7, None, True, "s.t", "$x", text()])
+        if roll < 0.65:
+            return {text(): value(depth + 1) for _ in range(rng.randint(0, 4))}
+        return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+
+    codec = JsonCodec()
+    checked = 0
+    for _ in range(20_000):
+        sample = value()
+        if needs_escape(sample):
+            checked += 1
+            assert might_need_escape(codec.encode(sample)), sample
+    assert checked > 5_000
 
 
 def test_a_ttl_sets_an_aware_expiry_and_no_ttl_sets_none() -> None:

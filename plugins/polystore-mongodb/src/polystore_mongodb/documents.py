@@ -155,8 +155,27 @@ def plain_ints(value: Any) -> Any:
 
 
 def _might_need_escape(data: bytes) -> bool:
-    # ``data`` is the value's JSON encoding: a key that needs escaping shows one of these.
-    return b"$" in data or b"%" in data or b"." in data or b"\\u0000" in data
+    """Whether the compact JSON ``data`` may hold an object key that needs escaping.
+
+    A key needing escape holds ``.``, ``$``, ``%`` or an escaped NUL, and the first ``"``
+    after that character closes the key, so ``:`` follows it. The same character in a
+    value string is followed by a quote and then ``,``, ``}`` or ``]``; in a number, by
+    the opening quote of a key or nothing. An escaped quote (a backslash before it)
+    answers yes: the walk that follows decides exactly. Each character is looked for
+    with ``bytes.find`` (``memchr``), far faster than a regular expression with choices.
+    """
+    find = data.find
+    needles = (b".", b"$", b"%", b"\\u0000") if b"\\" in data else (b".", b"$", b"%")
+    for needle in needles:
+        at = find(needle)
+        while at >= 0:
+            quote = find(b'"', at + 1)
+            if quote < 0:
+                break  # no string follows: no key either
+            if data[quote - 1] == 0x5C or data[quote + 1 : quote + 2] == b":":
+                return True
+            at = find(needle, quote)
+    return False
 
 
 # -- documents --------------------------------------------------------------------------
