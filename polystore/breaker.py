@@ -110,8 +110,7 @@ class CircuitBreaker:
         """
         if self._opened_at is None:
             return
-        waited = self._clock() - self._opened_at
-        if self._probing or waited < self.reset_after:
+        if self.state == "open":
             raise CircuitOpenError(
                 f"circuit open after {self._failures} failed calls in a row; the backend "
                 f"is not called for {self.reset_after:g} s, then one call probes it",

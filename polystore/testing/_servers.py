@@ -155,15 +155,22 @@ def mongo_ready(port: int, host: str = "127.0.0.1", *, primary: bool = False) ->
     return reply.get("ok") == 1 and (not primary or reply.get("isWritablePrimary") is True)
 
 
+def _stat_fields(path: Path) -> list[str]:
+    """The fields of a ``/proc/.../stat`` file after the command name (state first, then
+    the parent pid), or an empty list when the process or thread is gone."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _descendants(pid: int) -> list[int]:
     """Pids of every live descendant of ``pid`` (from ``/proc``; empty where there is none)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        fields = _stat_fields(stat)
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     found: list[int] = []
     stack = list(children.get(pid, []))
     while stack:
@@ -176,11 +183,8 @@ def _descendants(pid: int) -> list[int]:
 def _stopped(pid: int) -> bool:
     """Whether every thread of ``pid`` is stopped (or the process is gone)."""
     for path in Path(f"/proc/{pid}/task").glob("*/stat"):  # none: gone, or no /proc
-        try:
-            state = path.read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue  # the thread is gone
-        if state not in ("T", "t", "Z", "X"):
+        fields = _stat_fields(path)  # empty: the thread is gone
+        if fields and fields[0] not in ("T", "t", "Z", "X"):
             return False
     return True
 
