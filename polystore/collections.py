@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +13,15 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from pydantic import BaseModel
 
-from polystore.errors import AlreadyExistsError, SerializationError, ValidationError
+from polystore import idempotency
+from polystore.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    IdempotencyConflictError,
+    SerializationError,
+    ValidationError,
+)
+from polystore.idempotency import IDEMPOTENCY_PREFIX, Marker
 from polystore.protocol import DataStore
 from polystore.types import Capabilities, JSONValue, Scalar, Version
 
@@ -19,7 +30,15 @@ __all__ = ["Collection", "TransactionCollection", "TypedEntry"]
 M = TypeVar("M", bound=BaseModel)
 
 _DEFAULT: Any = object()
-IDEMPOTENCY_PREFIX = "~idempotency:"
+_RECORD_ATTEMPTS = 30
+"""How often :meth:`TransactionCollection.record` tries again after losing a write
+conflict to a creator whose write is not visible yet (about 3 s of waiting in all)."""
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before another try: exponential from 2 ms, capped at 0.1 s,
+    with jitter so that the losers of one conflict do not collide again."""
+    return min(0.002 * 2.0**attempt, 0.1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +180,20 @@ class Collection(Generic[M]):
 class TransactionCollection(Collection[M]):
     """A collection whose :meth:`record` stores one model per idempotency key.
 
-    Each record writes two entries in one store transaction: the model under its key,
-    and a marker ``~idempotency:<key>`` holding the model's key. A retry with the same
-    idempotency key finds the marker and returns the first model unchanged.
+    Each record writes two entries, in one store transaction where the store has them:
+    the model under its key, and a marker ``~idempotency:<key>`` holding the model's key
+    and the request's payload (see :mod:`polystore.idempotency`). A repeat of the request
+    finds the marker and gets the first model back; the same idempotency key with a
+    different payload is refused with :class:`~polystore.errors.IdempotencyConflictError`.
+
+    Args:
+        store: The store (usually a route's); it must declare ``CAS``.
+        model: The pydantic model class.
+        idempotency_field: The model field holding the idempotency key.
+        key_field: The model field holding the key (see :class:`Collection`).
+        request_fields: The fields two requests with one idempotency key must agree on;
+            by default every field except the key, the idempotency key and fields with a
+            generated default (``default_factory``: ids, timestamps).
     """
 
     def __init__(
@@ -173,70 +203,152 @@ class TransactionCollection(Collection[M]):
         *,
         idempotency_field: str = "idempotency_key",
         key_field: str | None = None,
+        request_fields: Iterable[str] | None = None,
     ) -> None:
         super().__init__(store, model, key_field=key_field)
         if idempotency_field not in model.model_fields:
             raise ValidationError(f"{model.__name__} has no field {idempotency_field!r}")
         self.idempotency_field = idempotency_field
+        self.request_fields = idempotency.request_fields(
+            model, self.key_field, idempotency_field, request_fields
+        )
 
     def _marker(self, obj: M) -> str:
         return IDEMPOTENCY_PREFIX + str(getattr(obj, self.idempotency_field))
 
     async def by_idempotency_key(self, idempotency_key: str) -> M | None:
         """The model recorded under ``idempotency_key``, or ``None``."""
-        key = await self.store.get(IDEMPOTENCY_PREFIX + idempotency_key)
-        return None if not isinstance(key, str) else await self.get(key)
+        marker = IDEMPOTENCY_PREFIX + idempotency_key
+        stored = await self.store.get(marker)
+        if stored is None:
+            return None
+        return await self.get(Marker.parse(stored, backend=self.store.name, marker=marker).key)
 
     async def record(self, obj: M) -> tuple[M, bool]:
         """Store ``obj`` unless its idempotency key was seen; return (stored, created).
 
+        Concurrent calls with one idempotency key store one model: exactly one caller
+        gets ``created=True``, every other gets the stored model and ``False``. Write
+        conflicts between them (a serialization failure, an aborted ``WATCH``, a write
+        conflict in a MongoDB transaction) are resolved here, never raised.
+
         Raises:
+            IdempotencyConflictError: The idempotency key was used with another payload
+                (the error's ``fields`` name the differing fields).
             AlreadyExistsError: Another model with a different idempotency key already
                 uses ``obj``'s key.
         """
         marker, key = self._marker(obj), self.key_of(obj)
         value = self.dump(obj)
-        found = await self._recorded(marker, key, value)
-        if found is not None:
-            return found
-        try:
-            if Capabilities.TRANSACTIONS in self.store.capabilities:
-                async with self.store.transaction() as tx:
-                    await tx.save(marker, key, if_absent=True)
-                    await tx.save(key, value, if_absent=True)
-            else:
-                await self.store.save(marker, key, if_absent=True)
-                await self.store.save(key, value, if_absent=True)
-        except AlreadyExistsError:
-            found = await self._recorded(marker, key, value)
+        if not isinstance(value, dict):  # a pydantic model always dumps to an object
+            raise SerializationError(f"{self.model.__name__} did not dump to an object")
+        request: dict[str, JSONValue] = {f: value.get(f) for f in self.request_fields}
+        note = Marker(key, request).to_json()
+        for attempt in range(_RECORD_ATTEMPTS):
+            found = await self._recorded(marker, obj, value)
             if found is not None:
                 return found
-            raise
-        return obj, True
+            try:
+                await self._create(marker, note, key, value)
+            except IdempotencyConflictError:
+                raise
+            except ConflictError as exc:
+                # Another creator won (or holds an uncommitted write): read what it stored.
+                if await self.store.exists(key):
+                    found = await self._recorded(marker, obj, value)
+                    if found is not None:
+                        return found
+                    raise AlreadyExistsError(
+                        "another record already uses this key",
+                        backend=self.store.name,
+                        operation="record",
+                        key=key,
+                    ) from exc
+                if attempt + 1 == _RECORD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            return obj, True
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    async def _recorded(self, marker: str, key: str, value: JSONValue) -> tuple[M, bool] | None:
-        """What an earlier record under ``marker`` stored, repairing a half-done one."""
-        stored_key = await self.store.get(marker)
-        if not isinstance(stored_key, str):
-            return None
-        found = await self.get(stored_key)
-        if found is not None:
-            return found, False
-        if stored_key != key:
-            raise AlreadyExistsError(
-                "idempotency key already used by a record that is gone",
-                backend=self.store.name,
-                key=marker,
-            )
-        # Without store transactions the marker is written first; finish that record.
+    async def _create(self, marker: str, note: JSONValue, key: str, value: JSONValue) -> None:
+        if Capabilities.TRANSACTIONS in self.store.capabilities:
+            async with self.store.transaction() as tx:
+                await tx.save(marker, note, if_absent=True)
+                await tx.save(key, value, if_absent=True)
+            return
+        # The marker goes first: a crash in between leaves a marker that the next
+        # repeat completes (see _recorded).
+        marker_version = await self.store.save(marker, note, if_absent=True)
         try:
             await self.store.save(key, value, if_absent=True)
         except AlreadyExistsError:
-            existing = await self.get(key)
+            # The key belongs to another record: withdraw the marker pointing at it.
+            with contextlib.suppress(ConflictError):
+                await self.store.delete(marker, if_version=marker_version)
+            raise
+
+    async def _recorded(
+        self, marker_key: str, obj: M, value: dict[str, JSONValue]
+    ) -> tuple[M, bool] | None:
+        """What an earlier record under ``marker_key`` stored, completing a half-done one.
+
+        Raises:
+            IdempotencyConflictError: The earlier request had another payload.
+        """
+        stored = await self.store.get(marker_key)
+        if stored is None:
+            return None
+        marker = Marker.parse(stored, backend=self.store.name, marker=marker_key)
+        found = await self.get(marker.key)
+        if marker.request is not None:
+            self._check_repeat(marker_key, marker.request, obj, value)
+        if found is not None:
+            if marker.request is None:
+                first = self.dump(found)
+                assert isinstance(first, dict)
+                self._check_repeat(marker_key, first, obj, value)
+            if getattr(found, self.idempotency_field) != getattr(obj, self.idempotency_field):
+                raise AlreadyExistsError(
+                    "the idempotency marker points at a record of another idempotency key",
+                    backend=self.store.name,
+                    operation="record",
+                    key=marker_key,
+                )
+            return found, False
+        if marker.key != self.key_of(obj) and Capabilities.TRANSACTIONS in self.store.capabilities:
+            # Written with the marker in one transaction, the record was deleted since.
+            raise AlreadyExistsError(
+                "idempotency key already used by a record that is gone",
+                backend=self.store.name,
+                key=marker_key,
+            )
+        # The marker's creator has not written the record yet (or never will): write the
+        # same request's record under the marker's key.
+        completed = obj.model_copy(update={self.key_field: marker.key})
+        try:
+            await self.store.save(marker.key, self.dump(completed), if_absent=True)
+        except AlreadyExistsError:
+            existing = await self.get(marker.key)
             if existing is None:
                 raise
             return existing, False
-        return self.load(value, key), True
+        return completed, True
+
+    def _check_repeat(
+        self, marker_key: str, first: dict[str, JSONValue], obj: M, value: dict[str, JSONValue]
+    ) -> None:
+        fields = idempotency.differing_fields(self.model, self.request_fields, first, obj, value)
+        if fields:
+            raise IdempotencyConflictError(
+                "idempotency key already used with a different "
+                + ", ".join(fields)
+                + "; the first request stands",
+                fields=fields,
+                backend=self.store.name,
+                operation="record",
+                key=marker_key,
+            )
 
     async def save(
         self,

@@ -11,12 +11,15 @@ translated in exactly one place per backend and chained with ``raise ... from ex
     └── StoreError
         ├── StoreUnavailableError        transient: refused/reset, server restarting
         │   ├── StoreTimeoutError (TimeoutError)
-        │   └── CircuitOpenError (polystore.breaker) refused by the backend's circuit breaker
+        │   ├── CircuitOpenError (polystore.breaker) refused by the backend's circuit breaker
+        │   └── QuorumUnavailableError (QuorumError) too few replicas answered; nothing written
         ├── UnknownOutcomeError          a write may or may not have been applied
+        │   └── QuorumUnknownOutcomeError (QuorumError) some replicas took the write, too few
         ├── ConflictError                CAS version mismatch
-        │   └── AlreadyExistsError       create-only write found the key
+        │   ├── AlreadyExistsError       create-only write found the key
+        │   └── IdempotencyConflictError same idempotency key, another payload
         ├── ValidationError (ValueError) bad key / value / ttl, rejected before any I/O
-        ├── SerializationError
+        ├── SerializationError           a value JSON cannot hold (UUID, Enum, datetime, …)
         └── UnsupportedOperationError    capability missing
 
 Messages name the backend, operation and key; they never contain a password or token.
@@ -29,8 +32,12 @@ __all__ = [
     "BackendNotFoundError",
     "ConfigurationError",
     "ConflictError",
+    "IdempotencyConflictError",
     "PluginError",
     "PolystoreError",
+    "QuorumError",
+    "QuorumUnavailableError",
+    "QuorumUnknownOutcomeError",
     "RouteRequirementError",
     "SerializationError",
     "StoreError",
@@ -142,12 +149,75 @@ class UnknownOutcomeError(StoreError):
     """A write was sent but its outcome is unknown: it may or may not have been applied."""
 
 
+class QuorumError(StoreError):
+    """Too few replicas of a replicated store answered or acknowledged.
+
+    A base of two concrete errors, so that both usual ``except`` clauses hold:
+    :class:`QuorumUnavailableError` (a :class:`StoreUnavailableError`: a read that too few
+    replicas answered, or a write that no replica took) and
+    :class:`QuorumUnknownOutcomeError` (an :class:`UnknownOutcomeError`: a write that some
+    replicas took, fewer than the quorum). ``except QuorumError`` catches both.
+
+    Attributes:
+        required: The quorum the call needed.
+        acknowledged: How many replicas answered (reads) or took the write (writes).
+        failed: The names of the replicas that failed or did not answer in time.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        required: int,
+        acknowledged: int,
+        failed: tuple[str, ...] = (),
+        backend: str | None = None,
+        operation: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.required = required
+        self.acknowledged = acknowledged
+        self.failed = failed
+        super().__init__(message, backend=backend, operation=operation, key=key)
+
+
+class QuorumUnavailableError(QuorumError, StoreUnavailableError):
+    """Too few replicas answered a read, or no replica took a write: nothing was written."""
+
+
+class QuorumUnknownOutcomeError(QuorumError, UnknownOutcomeError):
+    """Some replicas took a write, fewer than the write quorum: it may surface later."""
+
+
 class ConflictError(StoreError):
     """A compare-and-set found a different version than the one expected."""
 
 
 class AlreadyExistsError(ConflictError):
     """A create-only write (``if_absent=True``) found the key already present."""
+
+
+class IdempotencyConflictError(ConflictError):
+    """An idempotency key was used again with a different payload.
+
+    The first request stands; the new one is refused rather than silently answered with
+    the first one's result. The message names the differing fields, never their values.
+
+    Attributes:
+        fields: The names of the fields whose values differ, sorted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: tuple[str, ...],
+        backend: str | None = None,
+        operation: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.fields = fields
+        super().__init__(message, backend=backend, operation=operation, key=key)
 
 
 class ValidationError(StoreError, ValueError):

@@ -14,6 +14,7 @@ from polystore import (
     AlreadyExistsError,
     Capabilities,
     ConfigurationError,
+    IdempotencyConflictError,
     Polystore,
     Session,
     Transaction,
@@ -91,11 +92,20 @@ async def test_decimal_amounts_survive_exactly(ps: Polystore) -> None:
 @pytest.mark.asyncio
 async def test_the_same_idempotency_key_stores_one_transaction(ps: Polystore) -> None:
     first = await ps.save_transaction(payment("order-7", "5.00"))
-    retry = await ps.save_transaction(payment("order-7", "999.00"))
+    retry = await ps.save_transaction(payment("order-7", "5.0"))
     assert retry.id == first.id
     assert retry.amount == Decimal("5.00")
     keys = [key async for key in ps.transactions.scan()]
     assert keys == [first.id]
+
+
+@pytest.mark.asyncio
+async def test_the_same_idempotency_key_with_another_amount_is_refused(ps: Polystore) -> None:
+    await ps.save_transaction(payment("order-8", "42.10"))
+    with pytest.raises(IdempotencyConflictError, match="amount") as caught:
+        await ps.save_transaction(payment("order-8", "19.99"))
+    assert caught.value.fields == ("amount",)
+    assert "19.99" not in str(caught.value)
 
 
 @pytest.mark.asyncio

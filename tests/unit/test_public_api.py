@@ -26,6 +26,7 @@ EXPECTED = [
     "Entry",
     "ErrorMap",
     "Health",
+    "IdempotencyConflictError",
     "JSONInput",
     "JSONValue",
     "JsonCodec",

@@ -27,13 +27,14 @@ from polystore.testing.conformance._support import eventually, lacks, requires
 from polystore.testing.conformance.conditions import ConditionTests
 from polystore.testing.conformance.isolation import IsolationTests
 from polystore.testing.conformance.queries import QueryTests
+from polystore.testing.conformance.records import RecordTests
 from polystore.testing.conformance.values import ValueTests
 
 __all__ = ["StoreConformance", "eventually", "lacks", "requires"]
 
 
 @pytest.mark.asyncio
-class StoreConformance(ValueTests, ConditionTests, QueryTests, IsolationTests):
+class StoreConformance(ValueTests, ConditionTests, QueryTests, IsolationTests, RecordTests):
     """Behaviour every :class:`~polystore.protocol.DataStore` must show.
 
     Subclasses provide the ``store`` fixture, and ``sibling_store`` for isolation tests.
