@@ -20,6 +20,7 @@ from polystore.errors import (
     ConfigurationError,
     PolystoreError,
     RouteRequirementError,
+    StoreError,
     ValidationError,
 )
 from polystore.models import Session, Transaction, UserProfile
@@ -284,10 +285,15 @@ class Polystore:
         return found
 
     async def health(self) -> dict[str, Health]:
-        """Health of every backend, checked concurrently."""
+        """Health of every backend, checked concurrently.
+
+        Answers within the largest backend ``timeout`` (plus a moment): a backend that
+        does not answer in time, a frozen server say, is reported with ``ok=False``
+        without holding up the others.
+        """
         self._require_started()
         names = list(self._backends)
-        results = await asyncio.gather(*(self._backends[n].health() for n in names))
+        results = await asyncio.gather(*(_health_within(self._backends[n]) for n in names))
         return dict(zip(names, results, strict=True))
 
     # -- conveniences carried over from PolyglotPersistenceManager ---------------------------
@@ -356,6 +362,25 @@ class Polystore:
     async def get_transaction(self, transaction_id: str) -> Transaction | None:
         """The transaction with ``transaction_id``, or ``None``."""
         return await self.transactions.get(transaction_id)
+
+
+_HEALTH_TIMEOUT = 10.0
+"""Seconds a backend that states no ``timeout`` of its own gets to answer a health check."""
+_HEALTH_GRACE = 0.25
+"""Extra time a backend that bounds its own check gets before it is cut short."""
+
+
+async def _health_within(backend: Backend) -> Health:
+    """``backend.health()``, cut short (and reported unhealthy) after its timeout."""
+    own: object = getattr(backend, "timeout", None)
+    limit = own + _HEALTH_GRACE if isinstance(own, (int, float)) else _HEALTH_TIMEOUT
+    try:
+        return await asyncio.wait_for(backend.health(), limit)
+    except asyncio.TimeoutError:
+        detail = f"no answer within {limit:g} s"
+    except StoreError as exc:
+        detail = exc.message
+    return Health(ok=False, backend=backend.name, latency_ms=limit * 1000, detail=detail)
 
 
 def raise_validation(exc: pydantic.ValidationError, what: str) -> NoReturn:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import TypeVar
 
+from polystore.deadlines import DeadlineWatch, budget
 from polystore.errors import StoreUnavailableError, ValidationError
 from polystore.protocol import DataStore
 from polystore.types import Capabilities, Health
@@ -47,6 +49,9 @@ class BaseBackend(ABC):
     """
 
     name: str
+    timeout: float | None = None
+    """Seconds a call may take, everything included; :meth:`health` answers within it.
+    Subclasses set it from their settings (``None``: unbounded)."""
 
     def __init__(self, name: str, capabilities: Capabilities) -> None:
         self.name = name
@@ -70,6 +75,10 @@ class BaseBackend(ABC):
         if self._open_lock is None:
             self._open_lock = asyncio.Lock()
         async with self._open_lock:
+            if self._closed:  # closed while this call waited for the lock
+                raise StoreUnavailableError(
+                    "backend is closed", backend=self.name, operation="open"
+                )
             if not self._opened:
                 await self._open()
                 self._opened = True
@@ -82,10 +91,21 @@ class BaseBackend(ABC):
         if self._closed:
             return
         self._closed = True
+        await self._wait_for_open()
         # Also when open() never ran: a driver may have created a lazy client already.
         await self._close()
         if self._opened:
             logger.info("closed %r", self)
+
+    async def _wait_for_open(self) -> None:
+        """Wait until an :meth:`open` in progress has ended (opened or failed).
+
+        Closing under a running ``_open`` would pull the client from under it; afterwards
+        ``_close`` sees everything the open made and releases it.
+        """
+        if self._open_lock is not None and self._open_lock.locked():
+            async with self._open_lock:
+                pass
 
     def namespace(self, name: str) -> DataStore:
         """Return the store of namespace ``name`` (created on first use)."""
@@ -96,8 +116,25 @@ class BaseBackend(ABC):
         return store
 
     async def health(self) -> Health:
-        """Check that the server answers."""
-        return await self._health()
+        """Check that the server answers, within :attr:`timeout`.
+
+        Never raises for an unreachable or frozen server: a check that does not finish in
+        time reports ``ok=False``.
+        """
+        timeout = self.timeout
+        if timeout is None:
+            return await self._health()
+        started = time.perf_counter()
+        try:
+            with budget(timeout) as seconds:
+                return await DeadlineWatch().wait(self._health(), seconds)
+        except TimeoutError:
+            return Health(
+                ok=False,
+                backend=self.name,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                detail=f"no answer within the timeout of {timeout:g} s",
+            )
 
     async def __aenter__(self: _B) -> _B:
         await self.open()

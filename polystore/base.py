@@ -1,17 +1,18 @@
 """The ABC that store implementations subclass.
 
 Public methods validate their input (before any I/O), check capabilities, encode values,
-apply the retry policy to idempotent reads, and then call small abstract methods
-(``_get_entry``, ``_save``, ...) that a backend implements.
+apply the retry policy to idempotent reads, bound the whole call by the store's timeout
+(:mod:`polystore.timeouts`), and then call small abstract methods (``_get_entry``,
+``_save``, ...) that a backend implements.
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import cast
+from typing import Any, TypeVar, cast
 
 from polystore.codecs import Codec, JsonCodec
 from polystore.errors import (
@@ -21,6 +22,7 @@ from polystore.errors import (
 )
 from polystore.protocol import DataStoreTransaction
 from polystore.retry import RetryPolicy
+from polystore.timeouts import CallTimeout
 from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 from polystore.validation import (
     validate_batch_size,
@@ -44,6 +46,7 @@ DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024
 """Largest encoded value accepted by default (8 MiB)."""
 
 _NO_RETRY = RetryPolicy(attempts=1)
+T = TypeVar("T")
 
 
 def new_version() -> Version:
@@ -78,6 +81,8 @@ class BaseStore(ABC):
         codec: Codec for backends that store bytes; JSON by default.
         retry: Retry policy for idempotent operations.
         max_value_bytes: Largest encoded value accepted.
+        timeout: Seconds one call may take, everything included (pool waits,
+            reconnects, retries); ``None`` leaves calls unbounded.
     """
 
     name: str
@@ -91,18 +96,36 @@ class BaseStore(ABC):
         codec: Codec | None = None,
         retry: RetryPolicy | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        timeout: float | None = None,
     ) -> None:
         self.name = name
         self.capabilities = capabilities
         self.codec: Codec = codec if codec is not None else JsonCodec()
         self.retry_policy = retry if retry is not None else _NO_RETRY
         self.max_value_bytes = max_value_bytes
+        self.call_timeout = None if timeout is None else CallTimeout(name, timeout)
 
     def __repr__(self) -> str:
         caps = ",".join(self.capabilities.names())
         return f"<{type(self).__name__} {self.name!r} capabilities={caps}>"
 
     # -- helpers ----------------------------------------------------------------------
+
+    async def _within(
+        self, operation: str, key: str | None, work: Awaitable[T], *, write: bool = False
+    ) -> T:
+        """Await ``work`` within the store's timeout (see :mod:`polystore.timeouts`)."""
+        bound = self.call_timeout
+        if bound is None:
+            return await work
+        return await bound.run(operation, key, work, write=write)
+
+    async def _retried(self, read: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``read(*args)``, retried by the policy within what is left of the timeout."""
+        try:
+            return await read(*args)
+        except StoreError as exc:
+            return await self.retry_policy.retry(exc, lambda: read(*args))
 
     def _require(self, capability: Capabilities, operation: str) -> None:
         if capability not in self.capabilities:
@@ -163,18 +186,12 @@ class BaseStore(ABC):
     async def get(self, key: str) -> JSONValue | None:
         """Return the value stored under ``key``, or ``None`` if absent or expired."""
         validate_key(key)
-        try:
-            return await self._get(key)
-        except StoreError as exc:
-            return await self.retry_policy.retry(exc, lambda: self._get(key))
+        return await self._within("get", key, self._retried(self._get, key))
 
     async def get_entry(self, key: str) -> Entry | None:
         """Return the entry (value, version, expiry) of ``key``, or ``None``."""
         validate_key(key)
-        try:
-            return await self._get_entry(key)
-        except StoreError as exc:
-            return await self.retry_policy.retry(exc, lambda: self._get_entry(key))
+        return await self._within("get_entry", key, self._retried(self._get_entry, key))
 
     async def save(
         self,
@@ -201,9 +218,8 @@ class BaseStore(ABC):
         """
         checked_ttl = self._check_write(key, ttl, if_version, if_absent)
         data = self.encode(value, key)
-        return await self._save(
-            key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent
-        )
+        work = self._save(key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent)
+        return await self._within("save", key, work, write=True)
 
     async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
         """Delete ``key``; return whether a live entry existed.
@@ -215,25 +231,19 @@ class BaseStore(ABC):
         check_write_flags(if_version, False)
         if if_version is not None:
             self._require(Capabilities.CAS, "delete")
-        return await self._delete(key, if_version)
+        return await self._within("delete", key, self._delete(key, if_version), write=True)
 
     async def exists(self, key: str) -> bool:
         """Return whether ``key`` holds a live entry."""
         validate_key(key)
-        try:
-            return await self._exists(key)
-        except StoreError as exc:
-            return await self.retry_policy.retry(exc, lambda: self._exists(key))
+        return await self._within("exists", key, self._retried(self._exists, key))
 
     async def get_many(self, keys: Sequence[str]) -> list[JSONValue | None]:
         """Return the values of ``keys`` in order; ``None`` where absent."""
         checked = _check_keys(keys)
         if not checked:
             return []
-        try:
-            return await self._get_many(checked)
-        except StoreError as exc:
-            return await self.retry_policy.retry(exc, lambda: self._get_many(checked))
+        return await self._within("get_many", None, self._retried(self._get_many, checked))
 
     async def save_many(
         self,
@@ -261,17 +271,20 @@ class BaseStore(ABC):
             return []
         encoded = self._encode_batch(keys, values)
         prepared = list(zip(keys, cast("list[JSONValue]", values), encoded, strict=True))
-        return await self._save_many(prepared, checked_ttl)
+        work = self._save_many(prepared, checked_ttl)
+        return await self._within("save_many", None, work, write=True)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete several keys in one batch; return how many live entries existed."""
         checked = list(dict.fromkeys(_check_keys(keys)))
         if not checked:
             return 0
-        return await self._delete_many(checked)
+        return await self._within("delete_many", None, self._delete_many(checked), write=True)
 
     def scan(self, *, prefix: str = "", batch_size: int = 500) -> AsyncIterator[str]:
         """Stream the keys starting with ``prefix`` (taken literally, never as a pattern).
+
+        Each key, the first included, comes within the store's timeout.
 
         Raises:
             ValidationError: Bad prefix or batch size (raised at the call, before I/O).
@@ -280,7 +293,9 @@ class BaseStore(ABC):
         validate_prefix(prefix)
         validate_batch_size(batch_size)
         self._require(Capabilities.SCAN, "scan")
-        return self._scan(prefix, batch_size)
+        keys = self._scan(prefix, batch_size)
+        bound = self.call_timeout
+        return keys if bound is None else bound.scan(keys)
 
     async def find(self, where: Mapping[str, Scalar], *, limit: int | None = None) -> list[Entry]:
         """Return live entries whose top-level fields equal ``where``'s values, by key.
@@ -292,19 +307,23 @@ class BaseStore(ABC):
         checked = validate_where(where)
         checked_limit = validate_limit(limit)
         self._require(Capabilities.QUERY, "find")
-        try:
-            return await self._find(checked, checked_limit)
-        except StoreError as exc:
-            return await self.retry_policy.retry(exc, lambda: self._find(checked, checked_limit))
+        work = self._retried(self._find, checked, checked_limit)
+        return await self._within("find", None, work)
 
     def transaction(self) -> AbstractAsyncContextManager[DataStoreTransaction]:
         """Group writes atomically; commit on normal exit, roll back on an exception.
+
+        Beginning, committing and rolling back each end within the store's timeout, as
+        does every read and write of the transaction; the time spent in the body between
+        them is the caller's.
 
         Raises:
             UnsupportedOperationError: The store lacks ``TRANSACTIONS``.
         """
         self._require(Capabilities.TRANSACTIONS, "transaction")
-        return self._transaction()
+        scope = self._transaction()
+        bound = self.call_timeout
+        return scope if bound is None else bound.transaction(scope)
 
     async def health(self) -> Health:
         """Check that the store answers; never raises for an unreachable server."""
@@ -396,7 +415,7 @@ class BaseTransaction(ABC):
     async def get_entry(self, key: str) -> Entry | None:
         """Read an entry, seeing this transaction's own writes."""
         validate_key(key)
-        return await self._get_entry(key)
+        return await self.store._within("get_entry", key, self._get_entry(key))
 
     async def save(
         self,
@@ -410,15 +429,15 @@ class BaseTransaction(ABC):
         """Stage a write (validated now; conditions checked no later than commit)."""
         checked_ttl = self.store._check_write(key, ttl, if_version, if_absent)
         data = self.store.encode(value, key)
-        return await self._save(
-            key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent
-        )
+        work = self._save(key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent)
+        # Cut short inside a transaction, a write is rolled back: a timeout, not unknown.
+        return await self.store._within("save", key, work)
 
     async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
         """Stage a delete; return whether the key existed."""
         validate_key(key)
         check_write_flags(if_version, False)
-        return await self._delete(key, if_version)
+        return await self.store._within("delete", key, self._delete(key, if_version))
 
     @abstractmethod
     async def _get_entry(self, key: str) -> Entry | None: ...

@@ -1,4 +1,4 @@
-"""Bounding many waits with one timer.
+"""Bounding many waits with one timer, and one call's budget shared by all its steps.
 
 ``asyncio.timeout`` arms a timer per wait: a few microseconds each, which shows when every
 call of a busy store waits for a pooled connection. :class:`DeadlineWatch` keeps the
@@ -6,18 +6,72 @@ waiting tasks with their deadlines and one timer, set for the earliest; when it 
 cancels the tasks that are overdue, whose waits then raise :class:`TimeoutError`, and sets
 itself for the next. A wait costs two dictionary operations, and a timer only when it is
 the earliest.
+
+A call's *budget* is the other half: :func:`budget` records, for the running task, when
+the call must have ended (a :mod:`contextvars` variable), so that every step below it —
+retries and their back-off, pool waits, reconnects, the driver's own timeouts — spends
+what is left (:func:`remaining`) instead of starting a fresh timeout of its own. Budgets
+nest: an inner call never gets more time than the outer call has left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
-__all__ = ["DeadlineWatch"]
+__all__ = ["DeadlineWatch", "budget", "current_deadline", "remaining"]
 
 T = TypeVar("T")
+
+_MIN_SECONDS = 0.001  # what is left is never reported as 0: some drivers read 0 as "none"
+
+_deadline: ContextVar[float | None] = ContextVar("polystore_deadline", default=None)
+
+
+def current_deadline() -> float | None:
+    """When the running call must have ended (``time.monotonic()`` seconds), or ``None``
+    outside any call with a timeout."""
+    return _deadline.get()
+
+
+def remaining(default: float) -> float:
+    """Seconds left of the running call's budget, at most ``default``.
+
+    Args:
+        default: The step's own timeout, used alone outside a budget.
+
+    Returns:
+        A positive number of seconds (at least one millisecond).
+    """
+    deadline = _deadline.get()
+    if deadline is None:
+        return default
+    return max(min(deadline - time.monotonic(), default), _MIN_SECONDS)
+
+
+@contextmanager
+def budget(timeout: float) -> Iterator[float]:
+    """Give the code inside ``timeout`` seconds, or what the enclosing budget has left if
+    that is less; yield the seconds granted.
+
+    Only records the deadline: bounding the awaits is up to the caller (with
+    :meth:`DeadlineWatch.wait`) and to the steps that read :func:`remaining`.
+    """
+    now = time.monotonic()
+    deadline = now + timeout
+    outer = _deadline.get()
+    if outer is not None and outer < deadline:
+        deadline = outer
+    token = _deadline.set(deadline)
+    try:
+        yield max(deadline - now, 0.0)
+    finally:
+        _deadline.reset(token)
 
 
 class DeadlineWatch:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polystore.deadlines import current_deadline
 from polystore.errors import StoreError, StoreUnavailableError
 
 __all__ = ["RetryPolicy", "RetrySettings"]
@@ -24,6 +26,8 @@ class RetryPolicy:
     Only errors listed in ``retry_on`` are retried (by default
     :class:`StoreUnavailableError`, which includes timeouts). Writes whose outcome is
     unknown raise :class:`~polystore.errors.UnknownOutcomeError` and are never retried.
+    Retries spend what is left of the call's timeout, never more: a retry whose back-off
+    would end past the call's deadline is not made (the last error is raised instead).
 
     Attributes:
         attempts: Total tries, the first included (1 disables retries).
@@ -42,8 +46,20 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * (2 ** (retry_number - 1)))
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
-    async def retry(self, first_error: StoreError, call: Callable[[], Awaitable[T]]) -> T:
+    async def retry(
+        self,
+        first_error: StoreError,
+        call: Callable[[], Awaitable[T]],
+        *,
+        deadline: float | None = None,
+    ) -> T:
         """Retry ``call`` after it failed once with ``first_error``.
+
+        Args:
+            first_error: What the first attempt raised.
+            call: Makes one more attempt.
+            deadline: ``time.monotonic()`` by which the call must have ended; the running
+                call's budget (:func:`~polystore.deadlines.budget`) when omitted.
 
         Raises:
             StoreError: The last error when every attempt failed, or ``first_error``
@@ -51,9 +67,14 @@ class RetryPolicy:
         """
         if not isinstance(first_error, self.retry_on) or self.attempts <= 1:
             raise first_error
+        if deadline is None:
+            deadline = current_deadline()
         error = first_error
         for number in range(1, self.attempts):
-            await asyncio.sleep(self.delay(number))
+            pause = self.delay(number)
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                break  # no time left for another attempt
+            await asyncio.sleep(pause)
             try:
                 return await call()
             except self.retry_on as exc:
