@@ -335,7 +335,11 @@ class BenchResult:
 
 
 async def run_store_benchmarks(
-    stores: Mapping[str, DataStore], *, smoke: bool = False, rounds: int = 3
+    stores: Mapping[str, DataStore],
+    *,
+    smoke: bool = False,
+    rounds: int = 3,
+    progress: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
     """Measure every workload on every store, then ``mixed`` across all of them.
 
@@ -347,6 +351,7 @@ async def run_store_benchmarks(
         stores: Route name to store.
         smoke: A few operations per workload instead of thousands.
         rounds: Measured rounds after the warm-up.
+        progress: Called with each workload's name once it is done (for a progress bar).
 
     Returns:
         One result per store and workload (``cas`` is n/a without CAS), then ``mixed``.
@@ -374,11 +379,15 @@ async def run_store_benchmarks(
                 got = tuple(rates.get(name, ()))
                 note = "" if got else "n/a: no compare-and-set"
                 results.append(BenchResult(name, workload.name, "polystore", got, note))
+            if progress is not None:
+                progress(workload.name)
         mixed = await interleave(
             ["+".join(stores)], lambda n, sz: prepare_mixed(ops, sz, spaces),
             lambda n, sz: run_mixed(ops, spaces, sz), sizes, rounds, seconds,
         )  # fmt: skip
         results += [BenchResult(n, "mixed", "polystore", tuple(r)) for n, r in mixed.items()]
+        if progress is not None:
+            progress("mixed")
     finally:
         for name, store in stores.items():
             await store.delete_many(spaces[name].all_keys)

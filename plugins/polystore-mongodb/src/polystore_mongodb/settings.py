@@ -8,8 +8,9 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from polystore.base import DEFAULT_MAX_VALUE_BYTES
-from polystore.redact import redact_url
+from polystore.redact import redact_url, userinfo_problem
 from polystore.retry import RetrySettings
+from polystore_mongodb.uri import uri_problem
 
 __all__ = ["DEFAULT_DATABASE", "DEFAULT_URL", "MongoSettings", "database_from_url"]
 
@@ -117,6 +118,12 @@ class MongoSettings(BaseModel):
             raise ValueError(
                 f"url must start with mongodb:// or mongodb+srv://, got {redact_url(text)!r}"
             )
+        problem = userinfo_problem(text)
+        if problem is not None:
+            raise ValueError(f"{problem}; got {redact_url(text)!r}")
+        problem = uri_problem(text)
+        if problem is not None:
+            raise ValueError(f"url {redact_url(text)!r} is not a valid MongoDB URI: {problem}")
         return url
 
     @field_validator("database")

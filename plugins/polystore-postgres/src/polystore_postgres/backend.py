@@ -256,7 +256,8 @@ class PostgresBackend(BaseBackend):
             try:
                 with map_errors(self.name, "health", secrets=self.secrets):
                     await conn.fetchval("SELECT 1", timeout=self.settings.timeout)
-                    version = conn.get_server_version()
+                    # "15.20 (Debian ...)": get_server_version() reads 15.20 as 15.0.20.
+                    version = conn.get_settings().server_version.split(" ", 1)[0]
             finally:
                 await self.release(conn)
         except (StoreError, ConfigurationError) as exc:
@@ -266,5 +267,5 @@ class PostgresBackend(BaseBackend):
             ok=True,
             backend=self.name,
             latency_ms=latency,
-            detail=f"PostgreSQL {version.major}.{version.minor} at {self.settings.display_url}",
+            detail=f"PostgreSQL {version} at {self.settings.display_url}",
         )

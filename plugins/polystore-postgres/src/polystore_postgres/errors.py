@@ -31,7 +31,7 @@ from polystore.errors import (
     StoreUnavailableError,
     UnknownOutcomeError,
 )
-from polystore.redact import REDACTED, redact_text
+from polystore.redact import redact_text
 
 __all__ = [
     "DRIVER_ERRORS",
@@ -111,12 +111,8 @@ class SerializationConflictError(PostgresStoreError, ConflictError):
 
 
 def scrub(text: str, secrets: Sequence[str] = ()) -> str:
-    """Remove passwords from driver text: redaction by pattern, then the known secrets."""
-    text = redact_text(text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
+    """Remove passwords from driver text (:func:`polystore.redact.redact_text`)."""
+    return redact_text(text, secrets)
 
 
 def translate(
@@ -210,7 +206,11 @@ def connection_suspect(exc: BaseException | None) -> bool:
     if exc is None:
         return False
     if isinstance(exc, PolystoreError):
-        return isinstance(exc, (PostgresUnavailableError, PostgresUnknownOutcomeError))
+        # A timed-out statement may still be running: releasing the connection would wait
+        # for the server to cancel it, which a frozen server never does.
+        return isinstance(
+            exc, (PostgresUnavailableError, PostgresUnknownOutcomeError, StoreTimeoutError)
+        )
     if isinstance(exc, asyncpg.PostgresError):
         state: str = exc.sqlstate or ""
         return state.startswith("08") or state in _GONE_STATES

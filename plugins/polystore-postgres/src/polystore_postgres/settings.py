@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from polystore.base import DEFAULT_MAX_VALUE_BYTES
-from polystore.redact import redact_url
+from polystore.redact import redact_url, url_secrets, userinfo_problem
 from polystore.retry import RetrySettings
 from polystore_postgres.naming import check_identifier
 
@@ -93,6 +93,14 @@ class PostgresSettings(BaseModel):
     query_index: Literal["auto", "eager", "off"] = "auto"
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
 
+    @field_validator("url")
+    @classmethod
+    def _url_is_unambiguous(cls, url: SecretStr | None) -> SecretStr | None:
+        problem = None if url is None else userinfo_problem(url.get_secret_value())
+        if url is not None and problem is not None:
+            raise ValueError(f"{problem}; got {redact_url(url.get_secret_value())!r}")
+        return url
+
     @field_validator("db_schema")
     @classmethod
     def _schema_is_an_identifier(cls, value: str) -> str:
@@ -147,7 +155,7 @@ class PostgresSettings(BaseModel):
         if self.sslpassword is not None and self.sslpassword.get_secret_value():
             found.append(self.sslpassword.get_secret_value())
         if self.url is not None:
-            found.extend(_url_passwords(self.url.get_secret_value()))
+            found.extend(url_secrets(self.url.get_secret_value()))
         return tuple(found)
 
     def connect_kwargs(self) -> dict[str, Any]:
@@ -193,21 +201,3 @@ class PostgresSettings(BaseModel):
         query = [(n, v) for n, v in parse_qsl(parts.query, keep_blank_values=True)]
         query = [(n, v) for n, v in query if n not in overrides] + list(overrides.items())
         return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _url_passwords(url: str) -> list[str]:
-    found: list[str] = []
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return found
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo = netloc.rpartition("@")[0]
-        user_password = userinfo.partition(":")[2]
-        if user_password:
-            found += [user_password, unquote(user_password)]
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name.lower() in ("password", "sslpassword") and value:
-            found.append(value)
-    return found

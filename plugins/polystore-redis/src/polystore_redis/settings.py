@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from polystore import RetrySettings, redact_url
+from polystore import RetrySettings
 from polystore.base import DEFAULT_MAX_VALUE_BYTES
+from polystore.redact import redact_url, userinfo_problem
 
 __all__ = ["CLUSTER_SCHEMES", "URL_SCHEMES", "RedisSettings", "RedisTLSSettings"]
 
@@ -96,6 +97,9 @@ class RedisSettings(BaseModel):
         if scheme not in URL_SCHEMES | CLUSTER_SCHEMES:
             known = ", ".join(f"{s}://" for s in sorted(URL_SCHEMES | CLUSTER_SCHEMES))
             raise ValueError(f"url must start with one of {known}; got {redact_url(text)}")
+        problem = userinfo_problem(text)
+        if problem is not None:
+            raise ValueError(f"{problem}; got {redact_url(text)}")
         return url
 
     @field_validator("prefix")

@@ -1,0 +1,5 @@
+"""``python -m polystore.cli``."""
+
+from polystore.cli import main
+
+raise SystemExit(main())
