@@ -70,23 +70,26 @@ def delete_many_sql(count: int) -> str:
     return f"DELETE FROM {TABLE} WHERE ns = ? AND key IN ({marks}) RETURNING expires_at"
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _json_path(field: str) -> str | None:
     if '"' in field or "\\" in field:
         return None
     return f'$."{field}"'
 
 
-def find_sql(
-    where: dict[str, Scalar], limit: int | None, now: float, ns: str
-) -> tuple[str, list[object], bool]:
-    """Build a ``find`` query; the flag says whether every field was pushed into SQL."""
+def find_sql(where: dict[str, Scalar], now: float, ns: str) -> tuple[str, list[object]]:
+    """Build a ``find`` query, in key order, selecting a superset of the matches.
+
+    The caller re-checks every row (``json_extract`` cuts a string at NUL, so such a
+    string cannot be compared in SQL) and applies the limit after that check.
+    """
     clauses = ["ns = ?", LIVE, "json_type(value) = 'object'"]
     params: list[object] = [ns, now]
-    exact = True
     for field, expected in where.items():
         path = _json_path(field)
         if path is None:
-            exact = False
             continue
         if expected is None:
             clauses.append("json_type(value, ?) = 'null'")
@@ -95,10 +98,18 @@ def find_sql(
             clauses.append("json_type(value, ?) = ?")
             params += [path, "true" if expected else "false"]
         elif isinstance(expected, (int, float)):
+            if isinstance(expected, int) and expected not in _INT64:
+                # SQLite binds 64-bit integers only; the re-check compares this one.
+                clauses.append("json_type(value, ?) IN ('integer', 'real')")
+                params.append(path)
+                continue
             clauses.append(
                 "json_type(value, ?) IN ('integer', 'real') AND json_extract(value, ?) = ?"
             )
             params += [path, path, expected]
+        elif "\x00" in expected:
+            clauses.append("json_type(value, ?) = 'text'")
+            params.append(path)
         else:
             clauses.append("json_type(value, ?) = 'text' AND json_extract(value, ?) = ?")
             params += [path, path, expected]
@@ -107,7 +118,4 @@ def find_sql(
         + " AND ".join(clauses)
         + " ORDER BY key"
     )
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return sql, params, exact
+    return sql, params

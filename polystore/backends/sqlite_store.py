@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SqliteStore", "map_errors"]
 
+_FIND_PAGE = 256
+"""Rows ``find`` fetches at a time while it collects matches up to its limit."""
+
 
 class map_errors(ErrorMap):  # noqa: N801 - used like a function: `with map_errors(...)`
     """Translate sqlite3 errors into polystore errors (the one place this happens)."""
@@ -227,20 +230,21 @@ class SqliteStore(BaseStore):
 
     async def _find(self, where: dict[str, Scalar], limit: int | None) -> list[Entry]:
         reader = await self._backend.reader()
-        now = time.time()
-        sql, params, exact = q.find_sql(where, limit, now, self.namespace)
-        if not exact:
-            sql, params, _ = q.find_sql(where, None, now, self.namespace)
-        with map_errors(self.name, "find"):
-            rows = await reader.execute_fetchall(sql, params)
+        sql, params = q.find_sql(where, time.time(), self.namespace)
         found: list[Entry] = []
-        for key, text, version, expires_at in rows:
-            value = self.codec.decode(text)
-            if matches_where(value, where):
-                found.append(Entry(key, value, Version(version), _as_datetime(expires_at)))
-                if limit is not None and len(found) >= limit:
-                    break
-        return found
+        # SQL selects a superset; the limit counts rows that pass the re-check.
+        with map_errors(self.name, "find"):
+            async with reader.execute(sql, params) as cursor:
+                while limit is None or len(found) < limit:
+                    rows = list(await cursor.fetchmany(_FIND_PAGE))
+                    for key, text, version, expires_at in rows:
+                        value = self.codec.decode(text)
+                        if matches_where(value, where):
+                            entry = Entry(key, value, Version(version), _as_datetime(expires_at))
+                            found.append(entry)
+                    if len(rows) < _FIND_PAGE:
+                        break
+        return found if limit is None else found[:limit]
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[DataStoreTransaction]:

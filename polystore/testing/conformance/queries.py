@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from polystore.errors import (
+    SerializationError,
     UnsupportedOperationError,
     ValidationError,
 )
@@ -94,6 +95,56 @@ class QueryTests:
         requires(store, Capabilities.QUERY)
         await store.save_many({f"k{i}": {"t": "x"} for i in range(5)})
         assert len(await store.find({"t": "x"}, limit=2)) == 2
+
+    async def test_find_applies_the_limit_to_real_matches_only(self, store: DataStore) -> None:
+        requires(store, Capabilities.QUERY)
+        await store.save_many(
+            {
+                "k0": {"s": "a\x00b"},
+                "k1": {"s": "a\x00"},
+                "k2": {"s": "A"},
+                "k3": {"s": "a "},
+                "k4": {"s": ["a"]},
+                "k5": {"s": "a"},
+                "k6": {"s": "a"},
+            }
+        )
+        found = await store.find({"s": "a"}, limit=1)
+        assert [e.key for e in found] == ["k5"]
+        assert [e.key for e in await store.find({"s": "a"}, limit=5)] == ["k5", "k6"]
+
+    async def test_find_matches_strings_holding_nul_exactly(self, store: DataStore) -> None:
+        requires(store, Capabilities.QUERY)
+        await store.save_many({"nul": {"s": "a\x00b"}, "cut": {"s": "a"}, "other": {"s": "a\x00c"}})
+        assert [e.key for e in await store.find({"s": "a\x00b"})] == ["nul"]
+        assert [e.key for e in await store.find({"s": "a"})] == ["cut"]
+        assert [e.key for e in await store.find({"s": "\x00"})] == []
+
+    @pytest.mark.parametrize("number", [2**63, 2**64, -(2**63) - 1, 10**30], ids=repr)
+    async def test_find_with_an_integer_beyond_64_bits_is_refused_or_answered_exactly(
+        self, store: DataStore, number: int
+    ) -> None:
+        requires(store, Capabilities.QUERY)
+        stored: dict[str, int | float] = {
+            "f63": 2.0**63,
+            "f64": 2.0**64,
+            "max": 2**63 - 1,
+            "min": -(2**63),
+            "f-63": -(2.0**63),
+            "f1e19": 1e19,
+        }
+        await store.save_many({key: {"n": n} for key, n in stored.items()})
+        try:
+            await store.save("big", {"n": number})
+            stored["big"] = number
+        except SerializationError:
+            pass  # the store cannot hold it
+        expected = sorted(key for key, n in stored.items() if n == number)
+        try:
+            found = await store.find({"n": number})
+        except ValidationError:
+            return
+        assert [e.key for e in found] == expected
 
     @pytest.mark.parametrize(
         "where",

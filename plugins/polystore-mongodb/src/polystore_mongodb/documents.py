@@ -66,6 +66,7 @@ _SURROGATES = range(0xD800, 0xE000)
 _NOT_ARRAY = {"$not": {"$type": "array"}}
 _TEN_DIGITS = re.compile(rb"[0-9]{10}")  # every integer beyond 32 bits has 10 digits or more
 _INT32 = range(-(2**31), 2**31)
+_INT64 = range(-(2**63), 2**63)
 
 
 def utcnow() -> datetime:
@@ -264,6 +265,15 @@ def key_range(prefix: str, after: str | None = None) -> dict[str, Any]:
     return condition
 
 
+def _exact_double(number: int) -> float | None:
+    """The float equal to ``number``, or ``None`` if no float is."""
+    try:
+        as_float = float(number)
+    except OverflowError:
+        return None
+    return as_float if as_float == number else None
+
+
 def find_filter(where: dict[str, Scalar], now: datetime) -> dict[str, Any]:
     """The query for ``find``: equality on top-level fields of live object values.
 
@@ -271,12 +281,20 @@ def find_filter(where: dict[str, Scalar], now: datetime) -> dict[str, Any]:
     which MongoDB would otherwise search element-wise); ``None`` matches only an explicit
     null (not a missing field); booleans match only booleans; numbers compare
     numerically; strings exactly.
+
+    An integer beyond 64 bits (which BSON cannot carry, and no stored integer can equal)
+    is compared as the double it equals exactly; one that no double equals matches nothing.
     """
     query: dict[str, Any] = {VALUE: _NOT_ARRAY}
     for field, expected in where.items():
         path = f"{VALUE}.{escape_key(field)}"
         if expected is None:
             query[path] = {"$type": "null", **_NOT_ARRAY}
+        elif type(expected) is int and expected not in _INT64:
+            equal = _exact_double(expected)
+            if equal is None:
+                return {"_id": {"$in": []}}
+            query[path] = {"$eq": equal, **_NOT_ARRAY}
         else:
             query[path] = {"$eq": expected, **_NOT_ARRAY}
     query.update(live_filter(now))
