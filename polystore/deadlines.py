@@ -24,11 +24,23 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
-__all__ = ["DeadlineWatch", "budget", "current_deadline", "remaining"]
+__all__ = [
+    "STEP_MARGIN",
+    "DeadlineWatch",
+    "budget",
+    "current_deadline",
+    "remaining",
+    "step_deadline",
+]
 
 T = TypeVar("T")
 
 _MIN_SECONDS = 0.001  # what is left is never reported as 0: some drivers read 0 as "none"
+
+STEP_MARGIN = 0.02
+"""Seconds before the call's deadline at which the steps below it are told to give up, so
+that a driver's own timeout (which says precisely what happened: nothing was sent, or a
+write may have been applied) fires before the whole call is cut short."""
 
 _deadline: ContextVar[float | None] = ContextVar("polystore_deadline", default=None)
 
@@ -39,8 +51,19 @@ def current_deadline() -> float | None:
     return _deadline.get()
 
 
+def step_deadline(default: float) -> float:
+    """When a step of the running call must end (``time.monotonic()`` seconds): the
+    call's deadline less :data:`STEP_MARGIN`, or ``default`` seconds from now outside a
+    call with a timeout."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return time.monotonic() + default
+    return deadline - STEP_MARGIN
+
+
 def remaining(default: float) -> float:
-    """Seconds left of the running call's budget, at most ``default``.
+    """Seconds a step of the running call may take: what is left of the call's budget
+    (less :data:`STEP_MARGIN`), at most ``default``.
 
     Args:
         default: The step's own timeout, used alone outside a budget.
@@ -51,7 +74,7 @@ def remaining(default: float) -> float:
     deadline = _deadline.get()
     if deadline is None:
         return default
-    return max(min(deadline - time.monotonic(), default), _MIN_SECONDS)
+    return max(min(deadline - STEP_MARGIN - time.monotonic(), default), _MIN_SECONDS)
 
 
 @contextmanager

@@ -12,12 +12,17 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from polystore.backend import BaseBackend
-from polystore.deadlines import DeadlineWatch
-from polystore.errors import ConfigurationError, StoreError, StoreUnavailableError
+from polystore.deadlines import DeadlineWatch, remaining
+from polystore.errors import (
+    ConfigurationError,
+    PolystoreError,
+    StoreError,
+    StoreUnavailableError,
+)
 from polystore.protocol import DataStore
 from polystore.retry import RetryPolicy
 from polystore.types import Capabilities, Health
-from polystore_postgres.errors import DRIVER_ERRORS, map_errors, scrub
+from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect, map_errors, scrub
 from polystore_postgres.schema import ensure_schema, list_tables
 from polystore_postgres.settings import PostgresSettings
 from polystore_postgres.sql import TableSQL
@@ -65,6 +70,7 @@ class PostgresBackend(BaseBackend):
     ) -> None:
         super().__init__(name, CAPABILITIES)
         self.settings = settings if settings is not None else PostgresSettings()
+        self.timeout = self.settings.timeout
         self.retry: RetryPolicy = self.settings.retry.policy()
         self.secrets: tuple[str, ...] = self.settings.secrets()
         self._pool: Any = pool
@@ -97,10 +103,15 @@ class PostgresBackend(BaseBackend):
             with map_errors(self.name, "open", secrets=self.secrets):
                 async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
                     await ensure_schema(conn, self.settings.db_schema)
-        except BaseException:
+                if self._owns_pool:
+                    await self._open_floor(self._pool)
+        except BaseException as exc:
             if self._owns_pool:  # a later open() starts afresh
                 pool, self._pool = self._pool, None
                 await self._close_pool(pool)
+            if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, PolystoreError):
+                # The first connect parses the DSN.
+                raise self._invalid_settings(exc) from None
             raise
         self._ready_pool = self._pool
         if self.settings.reap_interval is not None:
@@ -117,17 +128,43 @@ class PostgresBackend(BaseBackend):
         try:
             with map_errors(self.name, "connect", secrets=self.secrets):
                 return await asyncpg.create_pool(
-                    min_size=settings.min_pool_size,
+                    # The floor is opened by _open_floor: asyncpg's own floor keeper
+                    # reconnects in the background during an outage and logs a warning
+                    # with a traceback each time (the "asyncpg.pool" logger).
+                    min_size=0,
                     max_size=settings.max_pool_size,
                     reset=_keep_session,
                     **kwargs,
                 )
         except (ValueError, TypeError) as exc:
-            # A malformed DSN: the driver's message may quote it, password and all.
-            raise ConfigurationError(
-                f"invalid PostgreSQL settings for {settings.display_url}: "
-                f"{scrub(str(exc), self.secrets)}"
-            ) from None
+            raise self._invalid_settings(exc) from None
+
+    def _invalid_settings(self, exc: Exception) -> ConfigurationError:
+        # A malformed DSN: the driver's message may quote it, password and all.
+        return ConfigurationError(
+            f"invalid PostgreSQL settings for {self.settings.display_url}: "
+            f"{scrub(str(exc), self.secrets)}"
+        )
+
+    async def _open_floor(self, pool: Any) -> None:
+        """Open ``min_pool_size`` connections now, so the first calls find them ready.
+
+        After an outage, connections are re-opened on demand by the calls that need them,
+        within each call's timeout, and failures reach those callers as typed errors.
+        """
+        wanted = self.settings.min_pool_size - pool.get_size()
+        if wanted <= 0:
+            return
+        timeout = self.settings.connect_timeout
+        conns = await asyncio.gather(
+            *(pool.acquire(timeout=timeout) for _ in range(wanted)), return_exceptions=True
+        )
+        for conn in conns:
+            if not isinstance(conn, BaseException):
+                await pool.release(conn)
+        for conn in conns:
+            if isinstance(conn, BaseException):
+                raise conn
 
     async def _close(self) -> None:
         self._ready_pool = None
@@ -151,10 +188,12 @@ class PostgresBackend(BaseBackend):
     # -- connections ----------------------------------------------------------------------
 
     async def acquire(self, timeout: float) -> Any:
-        """A pooled connection within ``timeout`` seconds (opens the backend if needed).
+        """A pooled connection within ``timeout`` seconds, or what is left of the running
+        call's budget if that is less (opens the backend if needed).
 
         Raises:
             StoreUnavailableError: The backend is closed.
+            TimeoutError: Every connection stayed in use until the deadline.
         """
         pool = self._ready_pool
         if pool is None:
@@ -162,15 +201,21 @@ class PostgresBackend(BaseBackend):
             pool = self._ready_pool
             if pool is None:
                 raise StoreUnavailableError("backend is closed", backend=self.name)
-        if self._owns_pool and self._checked_out < self._pool_limit:
-            # A pool slot is free, so acquire cannot queue: at worst it reconnects, which
-            # connect_timeout bounds. Skip the cost of arming a timer.
-            conn = await pool.acquire()
-        else:
-            # Every connection is out: wait, bounded by one timer shared by all waiters.
-            conn = await self._acquire_waits.wait(pool.acquire(), timeout)
+        # The slot is counted before the first await: a burst of callers must not all
+        # see the same free slot and skip the bounded path.
+        free = self._owns_pool and self._checked_out < self._pool_limit
         self._checked_out += 1
-        return conn
+        try:
+            if free:
+                # A pool slot is free, so acquire cannot queue: at worst it reconnects,
+                # which the call's own deadline (polystore.timeouts) cuts short. Skip the
+                # cost of arming a timer.
+                return await pool.acquire()
+            # Every connection is out: wait, bounded by one timer shared by all waiters.
+            return await self._acquire_waits.wait(pool.acquire(), remaining(timeout))
+        except BaseException:
+            self._checked_out -= 1
+            raise
 
     async def release(self, conn: Any, *, discard: bool = False) -> None:
         """Return a connection to the pool; a broken or suspect one is closed, never reused.
@@ -245,7 +290,7 @@ class PostgresBackend(BaseBackend):
 
     async def _acquire_for(self, operation: str) -> Any:
         with map_errors(self.name, operation, secrets=self.secrets):
-            return await self.acquire(self.settings.timeout)
+            return await self.acquire(remaining(self.settings.timeout))
 
     # -- health ---------------------------------------------------------------------------
 
@@ -253,13 +298,19 @@ class PostgresBackend(BaseBackend):
         started = time.perf_counter()
         try:
             conn = await self._acquire_for("health")
+            failure: BaseException | None = None
             try:
                 with map_errors(self.name, "health", secrets=self.secrets):
-                    await conn.fetchval("SELECT 1", timeout=self.settings.timeout)
+                    await conn.fetchval("SELECT 1", timeout=remaining(self.settings.timeout))
                     # "15.20 (Debian ...)": get_server_version() reads 15.20 as 15.0.20.
                     version = conn.get_settings().server_version.split(" ", 1)[0]
+            except BaseException as exc:
+                failure = exc
+                raise
             finally:
-                await self.release(conn)
+                # A connection that timed out is closed, not released: releasing it would
+                # wait for the server to cancel the statement, past the timeout.
+                await self.release(conn, discard=connection_suspect(failure))
         except (StoreError, ConfigurationError) as exc:
             return Health(ok=False, backend=self.name, latency_ms=0.0, detail=exc.message)
         latency = (time.perf_counter() - started) * 1000

@@ -6,6 +6,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from polystore.deadlines import step_deadline
 from polystore.errors import PolystoreError
 from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect
 
@@ -35,9 +36,10 @@ class Call:
 
     async def __aenter__(self) -> Call:
         store = self.store
-        self.deadline = time.monotonic() + store.timeout
+        # Within a store call, its deadline (retries and earlier steps spent part of it).
+        self.deadline = step_deadline(store.timeout)
         try:
-            self.conn = await store.backend.acquire(store.timeout)
+            self.conn = await store.backend.acquire(self.remaining())
         except DRIVER_ERRORS as exc:
             raise store.error(exc, self.operation, self.key) from exc
         return self

@@ -60,6 +60,7 @@ class PostgreSQLStore(BaseStore):
             capabilities,
             retry=backend.retry,
             max_value_bytes=settings.max_value_bytes,
+            timeout=settings.timeout,
         )
         self.namespace = namespace
         self.backend = backend

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from polystore.base import BaseTransaction
+from polystore.deadlines import remaining
 from polystore.errors import PolystoreError
 from polystore.types import Entry, JSONValue, Version
 from polystore_postgres import ops
@@ -68,23 +69,23 @@ async def transaction_scope(
     scope = TransactionScope()
     secrets = store.backend.secrets
     with map_errors(store.name, operation, secrets=secrets):
-        await conn.execute(_BEGIN[isolation], timeout=store.timeout)
+        await conn.execute(_BEGIN[isolation], timeout=remaining(store.timeout))
     try:
         yield scope
     except BaseException as exc:
         scope.finished = True
-        await _end(conn, store.timeout, abandon=scope.suspect or connection_suspect(exc))
+        await _end(conn, remaining(store.timeout), abandon=scope.suspect or connection_suspect(exc))
         raise
     scope.finished = True
     if scope.failed:
-        await _end(conn, store.timeout, abandon=scope.suspect)
+        await _end(conn, remaining(store.timeout), abandon=scope.suspect)
         raise PostgresStoreError(
             "a statement in the transaction failed, so the transaction was rolled back",
             backend=store.name,
             operation="commit",
         )
     with map_errors(store.name, "commit", write_sent=True, secrets=secrets):
-        status = await conn.execute("COMMIT", timeout=store.timeout)
+        status = await conn.execute("COMMIT", timeout=remaining(store.timeout))
     if status != "COMMIT":
         raise PostgresStoreError(
             f"the server ended the transaction with {status}; nothing was applied",
@@ -131,7 +132,7 @@ class PostgresTransaction(BaseTransaction):
     async def _get_entry(self, key: str) -> Entry | None:
         self._check_open("get", key)
         try:
-            return await ops.read_entry(self._conn, self._sql, key, self.store.timeout)
+            return await ops.read_entry(self._conn, self._sql, key, remaining(self.store.timeout))
         except PolystoreError:
             raise
         except DRIVER_ERRORS as exc:
@@ -157,7 +158,7 @@ class PostgresTransaction(BaseTransaction):
                 ttl,
                 if_version,
                 if_absent,
-                self.store.timeout,
+                remaining(self.store.timeout),
             )
         except PolystoreError:
             raise
@@ -168,7 +169,12 @@ class PostgresTransaction(BaseTransaction):
         self._check_open("delete", key)
         try:
             return await ops.remove(
-                self._conn, self._sql, self.store.name, key, if_version, self.store.timeout
+                self._conn,
+                self._sql,
+                self.store.name,
+                key,
+                if_version,
+                remaining(self.store.timeout),
             )
         except PolystoreError:
             raise
