@@ -271,8 +271,16 @@ class TransactionCollection(Collection[M]):
             return obj, True
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
+    def _atomic(self, marker: str, key: str) -> bool:
+        """Whether the marker and the record can be written in one transaction: the store
+        has transactions and, if sharded, both keys live on one shard."""
+        if Capabilities.TRANSACTIONS not in self.store.capabilities:
+            return False
+        shard_for = getattr(self.store, "shard_for", None)
+        return shard_for is None or bool(shard_for(marker) == shard_for(key))
+
     async def _create(self, marker: str, note: JSONValue, key: str, value: JSONValue) -> None:
-        if Capabilities.TRANSACTIONS in self.store.capabilities:
+        if self._atomic(marker, key):
             async with self.store.transaction() as tx:
                 await tx.save(marker, note, if_absent=True)
                 await tx.save(key, value, if_absent=True)
@@ -316,7 +324,7 @@ class TransactionCollection(Collection[M]):
                     key=marker_key,
                 )
             return found, False
-        if marker.key != self.key_of(obj) and Capabilities.TRANSACTIONS in self.store.capabilities:
+        if marker.key != self.key_of(obj) and self._atomic(marker_key, marker.key):
             # Written with the marker in one transaction, the record was deleted since.
             raise AlreadyExistsError(
                 "idempotency key already used by a record that is gone",

@@ -21,6 +21,7 @@ translated in exactly one place per backend and chained with ``raise ... from ex
         ├── ValidationError (ValueError) bad key / value / ttl, rejected before any I/O
         ├── SerializationError           a value JSON cannot hold (UUID, Enum, datetime, …)
         └── UnsupportedOperationError    capability missing
+            └── CrossShardError          (sharding) a transaction touches two shards
 
 Messages name the backend, operation and key; they never contain a password or token.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "BackendNotFoundError",
     "ConfigurationError",
     "ConflictError",
+    "CrossShardError",
     "IdempotencyConflictError",
     "PluginError",
     "PolystoreError",
@@ -230,3 +232,7 @@ class SerializationError(StoreError):
 
 class UnsupportedOperationError(StoreError):
     """The store does not declare the capability the operation needs."""
+
+
+class CrossShardError(UnsupportedOperationError):
+    """A transaction on a sharded store touched keys of two shards; nothing was written."""

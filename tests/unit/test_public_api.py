@@ -21,6 +21,7 @@ EXPECTED = [
     "Collection",
     "ConfigurationError",
     "ConflictError",
+    "CrossShardError",
     "DataStore",
     "DataStoreTransaction",
     "Entry",

@@ -82,6 +82,7 @@ class RedisBackend(BaseBackend):
     ) -> None:
         super().__init__(name, BASE_CAPABILITIES)
         self.settings = settings if settings is not None else RedisSettings()
+        self.timeout = self.settings.timeout
         self.retry: RetryPolicy = self.settings.retry.policy()
         self._owns_client = client is None
         self.client: Any = client if client is not None else build_client(self.settings)

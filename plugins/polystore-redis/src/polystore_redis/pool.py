@@ -16,6 +16,8 @@ from typing import Any
 from redis import exceptions as rx
 from redis.asyncio.connection import ConnectionPool
 
+from polystore import deadlines
+
 __all__ = ["WaitingConnectionPool"]
 
 
@@ -28,7 +30,8 @@ class WaitingConnectionPool(ConnectionPool):
 
     Args:
         wait_timeout: Seconds a caller may wait for a connection before
-            ``ConnectionError("No connection available.")``.
+            ``ConnectionError("No connection available.")`` (less if the caller's call
+            has less of its timeout left).
         **kwargs: Passed to :class:`redis.asyncio.ConnectionPool`.
     """
 
@@ -45,7 +48,7 @@ class WaitingConnectionPool(ConnectionPool):
             if not _exhausted(exc):
                 raise
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_timeout
+        deadline = loop.time() + deadlines.remaining(self.wait_timeout)
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:

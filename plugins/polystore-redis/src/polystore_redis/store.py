@@ -70,6 +70,7 @@ class RedisStore(BaseStore):
             capabilities,
             retry=backend.retry,
             max_value_bytes=backend.settings.max_value_bytes,
+            timeout=backend.settings.timeout,
         )
         self.namespace = namespace
         self.layout = KeyLayout(
