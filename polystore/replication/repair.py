@@ -1,0 +1,251 @@
+"""Walking every key of every replica: ``scan`` and anti-entropy ``repair``.
+
+Both stream one replica at a time in batches and read each batch from every replica
+(one ``get_many`` per replica), so memory stays flat however many keys. A key met again
+while scanning a later replica is recognised by being held by a replica scanned before,
+and skipped: each key is handled once, with no set of seen keys.
+
+:func:`run_repair` copies the winning state of each key to the replicas that lack it
+(merges, never over a newer write), and reaps a tombstone once it is older than the
+store's ``tombstone_grace`` and every replica holds it (a compare-and-set delete on each,
+so a write that arrives in between survives). It needs every replica; what it repaired
+before one failed stays repaired, and running it again resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from polystore.errors import ConflictError, QuorumUnavailableError, StoreUnavailableError
+from polystore.replication.envelope import State
+from polystore.replication.quorum import Outcome, fan_out
+from polystore.replication.replica import merge_into, state_of
+from polystore.types import Entry, JSONValue, Version
+
+if TYPE_CHECKING:
+    from polystore.replication.store import ReplicatedStore
+
+__all__ = ["RepairReport", "run_repair", "scan_live"]
+
+_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What a :meth:`~polystore.replication.ReplicatedStore.repair` pass did (so far).
+
+    Attributes:
+        replicas: The replicas, in scanning order.
+        scanned: Distinct keys examined.
+        repaired: Keys that at least one replica lacked or held stale, now copied.
+        copies: Replica writes made (a key copied to two replicas counts two).
+        reaped: Tombstones removed from every replica.
+        current: The replica being scanned (``None`` once done).
+        done: Whether every replica has been scanned.
+    """
+
+    replicas: tuple[str, ...]
+    scanned: int = 0
+    repaired: int = 0
+    copies: int = 0
+    reaped: int = 0
+    current: str | None = None
+    done: bool = False
+
+
+async def _batches(keys: AsyncIterator[str], size: int) -> AsyncIterator[list[str]]:
+    batch: list[str] = []
+    async for key in keys:
+        batch.append(key)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _read_batch(store: ReplicatedStore, keys: list[str]) -> Outcome[list[JSONValue | None]]:
+    calls = {name: replica.get_many(keys) for name, replica in store.replicas.items()}
+    return await fan_out(
+        calls, len(calls), store.background, f"batch read of {len(keys)} keys", wait_all=True
+    )
+
+
+def _held_before(
+    outcome: Outcome[list[JSONValue | None]], earlier: Sequence[str], index: int
+) -> bool:
+    return any(
+        name in outcome.results and outcome.results[name][index] is not None for name in earlier
+    )
+
+
+def _states(outcome: Outcome[list[JSONValue | None]], key: str, index: int) -> dict[str, State]:
+    out: dict[str, State] = {}
+    for name, values in outcome.results.items():
+        raw = values[index]
+        out[name] = () if raw is None else state_of(Entry(key, raw, Version("")), name, key)
+    return out
+
+
+async def scan_live(store: ReplicatedStore, prefix: str, batch_size: int) -> AsyncIterator[str]:
+    """Stream the live keys of ``store`` (see the module docstring).
+
+    A replica that cannot be scanned is skipped, as long as ``N - W + 1`` replicas are
+    scanned (enough to include one that took each acknowledged write). Keys written
+    while the scan runs may or may not appear; a replica failing half-way may repeat some.
+    """
+    scanned: list[str] = []
+    failed: list[str] = []
+    for name, replica in store.replicas.items():
+        keys = replica.scan(prefix=prefix, batch_size=batch_size)
+        try:
+            async for batch in _batches(keys, batch_size):
+                outcome = await _read_batch(store, batch)
+                if len(outcome.results) < store.read_quorum:
+                    store._check_read(outcome, "scan", None)  # raises the quorum error
+                now = store.now_ms()
+                for index, key in enumerate(batch):
+                    if _held_before(outcome, scanned, index):
+                        continue
+                    joined = store.resolver.join(_states(outcome, key, index).values())
+                    if store.resolver.resolve(joined, now).live:
+                        yield key
+        except QuorumUnavailableError:
+            raise
+        except StoreUnavailableError:
+            failed.append(name)
+            continue
+        scanned.append(name)
+    needed = len(store.replicas) - store.write_quorum + 1
+    if len(scanned) < needed:
+        raise QuorumUnavailableError(
+            f"{len(scanned)} replicas could be scanned; {needed} are needed to see every "
+            f"acknowledged write (failed: {', '.join(failed)})",
+            required=needed,
+            acknowledged=len(scanned),
+            failed=tuple(failed),
+            backend=store.name,
+            operation="scan",
+        )
+
+
+async def run_repair(
+    store: ReplicatedStore,
+    progress: Callable[[RepairReport], object] | None,
+    batch_size: int,
+) -> RepairReport:
+    """One anti-entropy pass over ``store`` (see the module docstring)."""
+    names = list(store.replicas)
+    report = RepairReport(replicas=tuple(names))
+    for position, name in enumerate(names):
+        report = replace(report, current=name)
+        keys = store.replicas[name].scan(prefix="", batch_size=batch_size)
+        try:
+            async for batch in _batches(keys, batch_size):
+                outcome = await _read_batch(store, batch)
+                _need_all(store, outcome)
+                report = await _repair_batch(store, outcome, batch, names[:position], report)
+                if progress is not None:
+                    progress(report)
+        except StoreUnavailableError as exc:
+            if isinstance(exc, QuorumUnavailableError):
+                raise
+            raise _unavailable(store, (name,), exc) from exc
+    report = replace(report, current=None, done=True)
+    if progress is not None:
+        progress(report)
+    return report
+
+
+def _need_all(store: ReplicatedStore, outcome: Outcome[list[JSONValue | None]]) -> None:
+    missing = tuple(sorted((*outcome.errors, *outcome.pending)))
+    if missing:
+        cause = next(iter(outcome.errors.values()), None)
+        raise _unavailable(store, missing, cause) from cause
+
+
+def _unavailable(
+    store: ReplicatedStore, missing: tuple[str, ...], cause: BaseException | None
+) -> QuorumUnavailableError:
+    return QuorumUnavailableError(
+        f"repair needs every replica; {', '.join(missing)} did not answer ({cause!r}); "
+        "what was repaired stays repaired, run it again once the replica is back",
+        required=len(store.replicas),
+        acknowledged=len(store.replicas) - len(missing),
+        failed=missing,
+        backend=store.name,
+        operation="repair",
+    )
+
+
+async def _repair_batch(
+    store: ReplicatedStore,
+    outcome: Outcome[list[JSONValue | None]],
+    batch: list[str],
+    earlier: Sequence[str],
+    report: RepairReport,
+) -> RepairReport:
+    todo = [
+        (key, index) for index, key in enumerate(batch) if not _held_before(outcome, earlier, index)
+    ]
+    scanned, repaired, copies, reaped = len(todo), 0, 0, 0
+    for start in range(0, len(todo), _CONCURRENCY):
+        chunk = todo[start : start + _CONCURRENCY]
+        results = await asyncio.gather(
+            *(_repair_key(store, key, _states(outcome, key, index)) for key, index in chunk)
+        )
+        for written, was_reaped in results:
+            repaired += written > 0
+            copies += written
+            reaped += was_reaped
+    return replace(
+        report,
+        scanned=report.scanned + scanned,
+        repaired=report.repaired + repaired,
+        copies=report.copies + copies,
+        reaped=report.reaped + reaped,
+    )
+
+
+async def _repair_key(
+    store: ReplicatedStore, key: str, states: dict[str, State]
+) -> tuple[int, bool]:
+    joined = store.resolver.join(states.values())
+    if all(state == joined for state in states.values()):
+        if _reapable(store, joined):
+            return 0, await _reap(store, key, joined)
+        return 0, False
+    written = 0
+    for name, state in states.items():
+        if state != joined:
+            merged = await merge_into(
+                store.replicas[name], name, key, joined, store.resolver, store.now_ms
+            )
+            written += merged.written
+    return written, False
+
+
+def _reapable(store: ReplicatedStore, state: State) -> bool:
+    if not state or not all(sibling.deleted for sibling in state):
+        return False
+    newest = max(sibling.stamp.physical_ms for sibling in state)
+    return newest < store.now_ms() - store.tombstone_grace * 1000
+
+
+async def _reap(store: ReplicatedStore, key: str, joined: State) -> bool:
+    reaped = True
+    for name, replica in store.replicas.items():
+        entry = await replica.get_entry(key)
+        if entry is None:
+            continue
+        if state_of(entry, name, key) != joined:
+            reaped = False  # written since: keep it
+            continue
+        try:
+            await replica.delete(key, if_version=entry.version)
+        except ConflictError:
+            reaped = False
+    return reaped

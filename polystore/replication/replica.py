@@ -1,0 +1,111 @@
+"""Writing to one replica without ever overwriting a newer write.
+
+Every write to a replica, whether a caller's write, a read repair or anti-entropy, is a
+*merge*: read what the replica holds, join it with the incoming state under the
+resolver, and store the join with the replica's compare-and-set (``if_version``, or
+``if_absent`` when the key is missing). If another write got there in between, the
+compare-and-set fails and the merge starts again from what is there now. So a replica
+only ever moves forward, whatever order writes, repairs and stragglers arrive in, and
+the replicas of a key converge on the join of every write they received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from polystore.errors import ConflictError, StoreUnavailableError
+from polystore.protocol import DataStore
+from polystore.replication.envelope import State, decode, encode
+from polystore.replication.resolvers import Resolver
+from polystore.types import Entry
+
+__all__ = ["MAX_MERGE_ATTEMPTS", "Merged", "merge_into", "state_of", "ttl_of"]
+
+MAX_MERGE_ATTEMPTS = 64
+"""Compare-and-set attempts of one merge before the replica counts as failed (every
+failed attempt means another write to the key succeeded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """The result of a merge into one replica.
+
+    Attributes:
+        previous: What the replica held before.
+        written: Whether anything was written (False: it already held the join).
+    """
+
+    previous: State
+    written: bool
+
+
+def state_of(entry: Entry | None, where: str, key: str) -> State:
+    """What a replica's entry holds (empty when the key is absent)."""
+    if entry is None:
+        return ()
+    if entry.value is None:  # a null stored without an envelope
+        return decode({"~polystore": 1, "s": [{"t": 0, "n": "", "v": None}]})
+    return decode(entry.value, where=where, key=key)
+
+
+def ttl_of(state: State, now_ms: int) -> float | None:
+    """Seconds the replica should keep ``state``: ``None`` for no expiry; ``<= 0`` when
+    every value in it has expired already."""
+    if not state or any(s.expires_ms is None for s in state):
+        return None
+    latest = max(s.expires_ms for s in state if s.expires_ms is not None)
+    return (latest - now_ms) / 1000
+
+
+async def merge_into(
+    replica: DataStore,
+    where: str,
+    key: str,
+    incoming: State,
+    resolver: Resolver,
+    now_ms: Callable[[], int],
+    *,
+    known: Entry | bool | None = False,
+) -> Merged:
+    """Merge ``incoming`` into what ``replica`` holds under ``key``.
+
+    Args:
+        replica: The replica's store.
+        where: The replica's name, for errors.
+        key: The key.
+        incoming: The state to merge in.
+        resolver: How states join.
+        now_ms: Wall clock in epoch ms (to skip writing what has expired).
+        known: The entry the replica was just read to hold, to save one read
+            (``False``: not known, read it first).
+
+    Raises:
+        StoreUnavailableError: The replica cannot be reached (or stayed contended).
+        UnknownOutcomeError: The replica's write may or may not have been applied.
+    """
+    entry = await replica.get_entry(key) if known is False else known
+    assert not isinstance(entry, bool)
+    first_previous: State | None = None
+    for _ in range(MAX_MERGE_ATTEMPTS):
+        current = state_of(entry, where, key)
+        if first_previous is None:
+            first_previous = current
+        joined = resolver.join((current, incoming))
+        if joined == current:
+            return Merged(first_previous, False)
+        ttl = ttl_of(joined, now_ms())
+        if ttl is not None and ttl <= 0:
+            return Merged(first_previous, False)  # expired: nothing to keep
+        try:
+            if entry is None:
+                await replica.save(key, encode(joined), ttl=ttl, if_absent=True)
+            else:
+                await replica.save(key, encode(joined), ttl=ttl, if_version=entry.version)
+        except ConflictError:
+            entry = await replica.get_entry(key)
+            continue
+        return Merged(first_previous, True)
+    raise StoreUnavailableError(
+        f"replica kept changing under {MAX_MERGE_ATTEMPTS} merges", backend=where, key=key
+    )
