@@ -184,8 +184,10 @@ def userinfo_problem(url: str) -> str | None:
     the wrong host with a piece of the password. The message never quotes the password.
     """
     parts = _split(url)
-    if parts is None or parts[1] is None or _OPTION_IN_USERINFO.search(parts[1]):
+    if parts is None or parts[1] is None:
         return None
+    if _OPTION_IN_USERINFO.search(parts[1]) and _plausible_hosts(parts[0], url):
+        return None  # the last "@" is taken to be in an option's value
     found = [c for c in "/?#" if c in parts[1]]
     if not found:
         return None
@@ -194,3 +196,21 @@ def userinfo_problem(url: str) -> str | None:
         f"the user name or password in the URL holds an unescaped {listed}: "
         "percent-encode it ('/' is %2F, '?' is %3F, '#' is %23)"
     )
+
+
+def _plausible_hosts(scheme: str, url: str) -> bool:
+    """Whether the hosts a URL parser sees (up to the first ``/?#``) look like hosts.
+
+    ``redis://:pa?s=s@host`` parses as host ``""`` and port ``pa``: not plausible, so the
+    ``@`` ends a user-info. ``mongodb://h:27017/db?appName=me@corp`` parses as ``h:27017``.
+    """
+    authority = re.split(r"[/?#]", url[len(scheme) :], maxsplit=1)[0]
+    if ":" not in authority:
+        return True
+    for host_port in authority.split(","):
+        host, colon, port = host_port.rpartition(":")
+        if host_port.endswith("]") or not colon:
+            host, port = host_port, ""
+        if not host or (colon and not port.isdigit()):
+            return False
+    return True

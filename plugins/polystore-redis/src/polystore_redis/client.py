@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from polystore import ConfigurationError
-from polystore.redact import redact_text
+from polystore.redact import redact_text, url_secrets
 from polystore_redis.packing import connection_class
 from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings
@@ -78,7 +78,8 @@ def build_client(settings: RedisSettings) -> RedisClient:
     except (ValueError, TypeError) as exc:
         # Not chained: the driver's exception may quote the URL it was given.
         raise ConfigurationError(
-            f"redis url {settings.redacted_url()} is not usable: {redact_text(str(exc))}"
+            f"redis url {settings.redacted_url()} is not usable: "
+            f"{redact_text(str(exc), url_secrets(settings.url.get_secret_value()))}"
         ) from None
     return Redis.from_pool(pool)
 
