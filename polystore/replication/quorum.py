@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Background", "Outcome", "fan_out"]
+__all__ = ["Background", "Outcome", "fan_out", "gather_all"]
 
 logger = logging.getLogger("polystore.replication")
 
@@ -139,3 +139,16 @@ def _record(outcome: Outcome[T], name: str, task: asyncio.Future[T]) -> None:
         outcome.results[name] = task.result()
     else:
         outcome.errors[name] = exc
+
+
+async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Run calls concurrently and return their results in order; if one fails, cancel
+    the others (so none goes on writing unseen) and raise its error."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

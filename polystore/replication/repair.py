@@ -14,14 +14,13 @@ before one failed stays repaired, and running it again resumes.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from polystore.errors import ConflictError, QuorumUnavailableError, StoreUnavailableError
 from polystore.replication.envelope import State
-from polystore.replication.quorum import Outcome, fan_out
+from polystore.replication.quorum import Outcome, fan_out, gather_all
 from polystore.replication.replica import merge_into, state_of
 from polystore.types import Entry, JSONValue, Version
 
@@ -194,8 +193,8 @@ async def _repair_batch(
     scanned, repaired, copies, reaped = len(todo), 0, 0, 0
     for start in range(0, len(todo), _CONCURRENCY):
         chunk = todo[start : start + _CONCURRENCY]
-        results = await asyncio.gather(
-            *(_repair_key(store, key, _states(outcome, key, index)) for key, index in chunk)
+        results = await gather_all(
+            _repair_key(store, key, _states(outcome, key, index)) for key, index in chunk
         )
         for written, was_reaped in results:
             repaired += written > 0

@@ -23,11 +23,10 @@ Every replica must declare ``CAS`` (the merges need it).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -43,7 +42,7 @@ from polystore.errors import (
 from polystore.protocol import DataStore
 from polystore.replication.envelope import Sibling, State, parse_context
 from polystore.replication.hlc import HybridLogicalClock
-from polystore.replication.quorum import Background, Outcome, fan_out
+from polystore.replication.quorum import Background, Outcome, fan_out, gather_all
 from polystore.replication.repair import RepairReport, run_repair, scan_live
 from polystore.replication.replica import Merged, merge_into, state_of
 from polystore.replication.resolvers import LastWriteWins, Resolution, Resolver, context_of
@@ -323,7 +322,7 @@ class ReplicatedStore(BaseStore):
         pending = list(states.items())
         for start in range(0, len(pending), _BATCH_CONCURRENCY):
             chunk = pending[start : start + _BATCH_CONCURRENCY]
-            merged = await _gather(
+            merged = await gather_all(
                 merge_into(replica, name, key, state, self.resolver, self.now_ms)
                 for key, state in chunk
             )
@@ -439,7 +438,7 @@ class ReplicatedStore(BaseStore):
 
     async def _health(self) -> Health:
         started = time.perf_counter()
-        checks = await _gather(replica.health() for replica in self.replicas.values())
+        checks = await gather_all(replica.health() for replica in self.replicas.values())
         down = [name for name, h in zip(self.replicas, checks, strict=True) if not h.ok]
         up = len(self.replicas) - len(down)
         ok = up >= max(self.read_quorum, self.write_quorum)
@@ -499,7 +498,3 @@ def _raise_deterministic(outcome: Outcome[Any]) -> None:
     for exc in outcome.errors.values():
         if isinstance(exc, (ValidationError, SerializationError)):
             raise exc
-
-
-async def _gather(calls: Iterable[Awaitable[T]]) -> list[T]:
-    return list(await asyncio.gather(*calls))
