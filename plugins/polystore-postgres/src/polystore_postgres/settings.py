@@ -62,7 +62,10 @@ class PostgresSettings(BaseModel):
         max_value_bytes: Largest encoded value accepted.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # Validation errors would otherwise quote the raw input, password included.
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, hide_input_in_errors=True
+    )
 
     plugin: Literal["postgres"] = "postgres"
     url: SecretStr | None = None
