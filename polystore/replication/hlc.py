@@ -108,6 +108,11 @@ class HybridLogicalClock:
     def __repr__(self) -> str:
         return f"<HybridLogicalClock {self.node_id!r} last={self._last:#x}>"
 
+    @property
+    def last(self) -> Timestamp:
+        """The latest timestamp this clock produced or followed."""
+        return Timestamp(self._last, self.node_id)
+
     def _wall(self) -> int:
         return int(self._clock() * 1000) << LOGICAL_BITS
 

@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Background", "Outcome", "fan_out", "gather_all"]
+__all__ = ["Background", "Outcome", "fan_out", "gather_all", "require_read", "require_write"]
+
+from polystore.errors import (
+    QuorumUnavailableError,
+    QuorumUnknownOutcomeError,
+    SerializationError,
+    StoreUnavailableError,
+    ValidationError,
+)
 
 logger = logging.getLogger("polystore.replication")
 
@@ -152,3 +160,72 @@ async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def require_read(
+    outcome: Outcome[Any], quorum: int, store: str, operation: str, key: str | None
+) -> None:
+    """Raise unless ``quorum`` replicas answered a read.
+
+    Raises:
+        QuorumUnavailableError: Too few answered.
+        ValidationError: A replica refused the request itself (re-raised as is).
+    """
+    if len(outcome.results) >= quorum:
+        return
+    _raise_deterministic(outcome)
+    failed = tuple(sorted((*outcome.errors, *outcome.pending)))
+    total = len(outcome.results) + len(failed)
+    raise QuorumUnavailableError(
+        f"{len(outcome.results)} of {total} replicas answered; the read quorum is "
+        f"{quorum} (failed: {', '.join(failed)})",
+        required=quorum,
+        acknowledged=len(outcome.results),
+        failed=failed,
+        backend=store,
+        operation=operation,
+        key=key,
+    ) from _first_error(outcome)
+
+
+def require_write(
+    outcome: Outcome[Any], quorum: int, store: str, operation: str, key: str | None
+) -> None:
+    """Raise unless ``quorum`` replicas took a write.
+
+    Raises:
+        QuorumUnavailableError: No replica took it, and none may have (every failure
+            happened before anything was sent).
+        QuorumUnknownOutcomeError: Some took it, or may have, fewer than the quorum.
+        ValidationError: A replica refused the request itself (re-raised as is).
+    """
+    if len(outcome.results) >= quorum:
+        return
+    _raise_deterministic(outcome)
+    failed = tuple(sorted((*outcome.errors, *outcome.pending)))
+    maybe_written = bool(outcome.results or outcome.pending) or any(
+        not isinstance(exc, StoreUnavailableError) for exc in outcome.errors.values()
+    )
+    error = QuorumUnknownOutcomeError if maybe_written else QuorumUnavailableError
+    total = len(outcome.results) + len(failed)
+    raise error(
+        f"{len(outcome.results)} of {total} replicas took the write; the write quorum is "
+        f"{quorum} (failed: {', '.join(failed)})",
+        required=quorum,
+        acknowledged=len(outcome.results),
+        failed=failed,
+        backend=store,
+        operation=operation,
+        key=key,
+    ) from _first_error(outcome)
+
+
+def _first_error(outcome: Outcome[Any]) -> BaseException | None:
+    return next(iter(outcome.errors.values()), None)
+
+
+def _raise_deterministic(outcome: Outcome[Any]) -> None:
+    """Re-raise an error that says the request itself is wrong (not the replicas)."""
+    for exc in outcome.errors.values():
+        if isinstance(exc, (ValidationError, SerializationError)):
+            raise exc

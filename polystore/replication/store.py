@@ -33,16 +33,19 @@ from typing import Any, TypeVar
 from polystore.base import BaseStore
 from polystore.errors import (
     ConfigurationError,
-    QuorumUnavailableError,
-    QuorumUnknownOutcomeError,
-    SerializationError,
-    StoreUnavailableError,
     ValidationError,
 )
 from polystore.protocol import DataStore
 from polystore.replication.envelope import Sibling, State, parse_context
 from polystore.replication.hlc import HybridLogicalClock
-from polystore.replication.quorum import Background, Outcome, fan_out, gather_all
+from polystore.replication.quorum import (
+    Background,
+    Outcome,
+    fan_out,
+    gather_all,
+    require_read,
+    require_write,
+)
 from polystore.replication.repair import RepairReport, run_repair, scan_live
 from polystore.replication.replica import Merged, merge_into, state_of
 from polystore.replication.resolvers import LastWriteWins, Resolution, Resolver, context_of
@@ -401,40 +404,10 @@ class ReplicatedStore(BaseStore):
         self.background.spawn(work, f"read repair of {key!r} on {name}")
 
     def _check_read(self, outcome: Outcome[Any], operation: str, key: str | None) -> None:
-        if len(outcome.results) >= self.read_quorum:
-            return
-        _raise_deterministic(outcome)
-        failed = tuple(sorted((*outcome.errors, *outcome.pending)))
-        raise QuorumUnavailableError(
-            f"{len(outcome.results)} of {len(self.replicas)} replicas answered; the read "
-            f"quorum is {self.read_quorum} (failed: {', '.join(failed)})",
-            required=self.read_quorum,
-            acknowledged=len(outcome.results),
-            failed=failed,
-            backend=self.name,
-            operation=operation,
-            key=key,
-        ) from _first_error(outcome)
+        require_read(outcome, self.read_quorum, self.name, operation, key)
 
     def _check_write_outcome(self, outcome: Outcome[Any], operation: str, key: str | None) -> None:
-        if len(outcome.results) >= self.write_quorum:
-            return
-        _raise_deterministic(outcome)
-        failed = tuple(sorted((*outcome.errors, *outcome.pending)))
-        maybe_written = bool(outcome.results or outcome.pending) or any(
-            not isinstance(exc, StoreUnavailableError) for exc in outcome.errors.values()
-        )
-        error = QuorumUnknownOutcomeError if maybe_written else QuorumUnavailableError
-        took = f"{len(outcome.results)} of {len(self.replicas)} replicas took the write"
-        raise error(
-            f"{took}; the write quorum is {self.write_quorum} (failed: {', '.join(failed)})",
-            required=self.write_quorum,
-            acknowledged=len(outcome.results),
-            failed=failed,
-            backend=self.name,
-            operation=operation,
-            key=key,
-        ) from _first_error(outcome)
+        require_write(outcome, self.write_quorum, self.name, operation, key)
 
     async def _health(self) -> Health:
         started = time.perf_counter()
@@ -487,14 +460,3 @@ def _quorum(value: object, count: int, what: str) -> int:
 
 def _entry(key: str, value: JSONValue) -> Entry:
     return Entry(key, value, Version(""))
-
-
-def _first_error(outcome: Outcome[Any]) -> BaseException | None:
-    return next(iter(outcome.errors.values()), None)
-
-
-def _raise_deterministic(outcome: Outcome[Any]) -> None:
-    """Re-raise an error that says the request itself is wrong (not the replicas)."""
-    for exc in outcome.errors.values():
-        if isinstance(exc, (ValidationError, SerializationError)):
-            raise exc
