@@ -119,7 +119,9 @@ class ShardedStore:
         previous = shard_map.previous
         self._previous = None if previous is None else previous.shard_for
         ids = shard_map.current.shard_ids
-        self._single = self._stores[ids[0]] if len(ids) == 1 and previous is None else None
+        whole = isinstance(shard_map.current, HashShardStrategy)  # ranges may leave gaps
+        alone = len(ids) == 1 and previous is None and whole
+        self._single = self._stores[ids[0]] if alone else None
 
     async def refresh(self) -> ShardMap:
         """Read the shard map from the topology record now (no-op without one)."""

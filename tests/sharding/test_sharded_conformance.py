@@ -2,8 +2,9 @@
 
 Two placements: key ranges, chosen so that the keys of each transaction test share a
 shard while the scan, find and batch tests span several; and rendezvous hashing, which
-spreads every test's keys over the shards (there, the transaction tests' keys land on
-different shards, so they are replaced by the refusal tests in ``test_sharded_store.py``).
+spreads every test's keys over the shards, on shards one of which lacks transactions.
+Transactions spanning shards are refused with ``CrossShardError``: see
+``test_sharded_store.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
 from polystore_mongodb import MongoBackend, MongoSettings
 from polystore_postgres import PostgresBackend, PostgresSettings
@@ -24,6 +24,7 @@ from polystore.protocol import DataStore
 from polystore.sharding import HashShardStrategy, RangeShardStrategy, ShardedStore
 from polystore.testing import StoreConformance
 from polystore.testing.services import ServiceEndpoint
+from polystore.types import Capabilities
 
 RANGES = [(None, "o", "first"), ("o", "u", "second"), ("u", None, "third")]
 
@@ -70,14 +71,38 @@ class TestRangeShardedMixedStore(_MixedShards, StoreConformance):
         return ShardedStore(_shards(backends, kind), RangeShardStrategy(RANGES))
 
 
-class TestHashShardedMixedStore(_MixedShards, StoreConformance):
-    def build(self, backends: list[object], kind: str) -> ShardedStore:
-        return ShardedStore(_shards(backends, kind), HashShardStrategy())
+class TestHashShardedClusterStore(StoreConformance):
+    """Memory, SQLite and a Redis Cluster whose namespaces are not hash-tagged.
 
-    @pytest.fixture(autouse=True)
-    def _spread_transactions(self, request: pytest.FixtureRequest) -> None:
-        if request.node.name.startswith("test_transaction_") and "refused" not in request.node.name:
-            pytest.skip("these keys hash to different shards: see the CrossShardError tests")
+    The cluster shard lacks transactions (its keys spread over slots), so the sharded
+    store declares none either and the suite checks that they are refused.
+    """
+
+    @pytest_asyncio.fixture
+    async def backends(
+        self, tmp_path: Path, redis_cluster_service: ServiceEndpoint
+    ) -> AsyncIterator[list[object]]:
+        sqlite = SqliteBackend(
+            SqliteSettings(path=str(tmp_path / "db.sqlite"), synchronous="NORMAL")
+        )
+        memory = MemoryBackend(MemorySettings())
+        cluster = RedisBackend(
+            RedisSettings(
+                url=redis_cluster_service.url, cluster=True, hash_tag_namespaces=False, timeout=10
+            )
+        )
+        async with memory, sqlite, cluster:
+            yield [memory, sqlite, cluster]
+
+    @pytest_asyncio.fixture
+    async def store(self, backends: list[object]) -> DataStore:
+        store = ShardedStore(_shards(backends, "t"), HashShardStrategy())
+        assert Capabilities.TRANSACTIONS not in store.capabilities
+        return store
+
+    @pytest_asyncio.fixture
+    async def sibling_store(self, backends: list[object]) -> DataStore:
+        return ShardedStore(_shards(backends, "s"), HashShardStrategy())
 
 
 class TestRangeShardedServerStore(StoreConformance):
