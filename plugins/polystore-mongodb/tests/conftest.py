@@ -33,7 +33,9 @@ def make_settings(mongodb_service: ServiceEndpoint) -> SettingsFactory:
 
     def build(url: str | None = None, **options: Any) -> MongoSettings:
         options.setdefault("database", TEST_DATABASE)
-        options.setdefault("timeout", 30.0)  # the test server is slow when the machine is busy
+        # The timeout bounds a whole call, and a 10 000-item batch is one call: the test
+        # server is slow, more so when the machine is busy.
+        options.setdefault("timeout", 120.0)
         # The test server (SecantusDB) evaluates ``$in`` in time quadratic in the list's
         # length; smaller queries keep the 10 000-key batch tests fast on it.
         options.setdefault("keys_per_query", 100)

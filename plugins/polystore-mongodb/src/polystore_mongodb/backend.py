@@ -96,6 +96,7 @@ class MongoBackend(BaseBackend):
         client: AsyncMongoClient[Any] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else MongoSettings()
+        self.timeout = self.settings.timeout
         super().__init__(name, self._base_capabilities())
         if client is not None and not isinstance(client, AsyncMongoClient):
             raise ConfigurationError(

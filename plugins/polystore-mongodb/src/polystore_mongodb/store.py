@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
+import pymongo
 from pymongo import ASCENDING, ReplaceOne
 
 from polystore.base import BaseStore, new_version, new_versions
+from polystore.deadlines import remaining
 from polystore.errors import StoreError
 from polystore.protocol import DataStoreTransaction
 from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["MongoDBStore"]
 
 _BY_KEY = [("_id", ASCENDING)]
+_SELECTION_CHECK = 0.5  # pymongo.common.MIN_HEARTBEAT_INTERVAL: server selection wakes this often
 _ONLY_EXPIRY = {EXPIRES: True}
 _ONLY_KEY = {"_id": True}
 
@@ -60,6 +64,7 @@ class MongoDBStore(BaseStore):
             capabilities,
             retry=backend.retry,
             max_value_bytes=backend.settings.max_value_bytes,
+            timeout=backend.settings.timeout,
         )
         self.namespace = namespace
         self.collection_name = backend.collection_name(namespace)
@@ -93,6 +98,22 @@ class MongoDBStore(BaseStore):
                     await collection.create_index(EXPIRES, expireAfterSeconds=0)
                 self._indexed = True
         return collection
+
+    @contextlib.contextmanager
+    def _write_budget(self) -> Iterator[None]:
+        """Give PyMongo less than what is left of the call's timeout for a write, so that
+        its own timeout (which knows whether the write was sent) ends the call first.
+
+        PyMongo notices the end of server selection only every half second, so the
+        margin is that long (or half the time left, when less is left).
+        """
+        timeout = self._backend.settings.timeout
+        if timeout is None:
+            yield
+            return
+        left = remaining(timeout)
+        with pymongo.timeout(max(left - _SELECTION_CHECK, left / 2)):
+            yield
 
     # -- single keys --------------------------------------------------------------------
 
@@ -132,13 +153,13 @@ class MongoDBStore(BaseStore):
         collection = await self._writable()
         version = new_version()
         document = make_document(value, data, version, ttl)
-        with map_errors(self.name, "save", key, write=True):
+        with self._write_budget(), map_errors(self.name, "save", key, write=True):
             await write(collection, self.name, key, document, if_version, if_absent)
         return version
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
         collection = await self.collection()
-        with map_errors(self.name, "delete", key, write=True):
+        with self._write_budget(), map_errors(self.name, "delete", key, write=True):
             return await remove(collection, self.name, key, if_version)
 
     # -- batches ------------------------------------------------------------------------
@@ -170,7 +191,7 @@ class MongoDBStore(BaseStore):
                     items[start : start + size], versions[start : start + size], strict=True
                 )
             ]
-            with map_errors(self.name, "save_many", write=True):
+            with self._write_budget(), map_errors(self.name, "save_many", write=True):
                 await collection.bulk_write(requests, ordered=False)
         return versions
 
@@ -178,7 +199,7 @@ class MongoDBStore(BaseStore):
         collection = await self.collection()
         count = 0
         for chunk in _chunks(keys, self._keys_per_query):
-            with map_errors(self.name, "delete_many", write=True):
+            with self._write_budget(), map_errors(self.name, "delete_many", write=True):
                 query = {"_id": {"$in": chunk}, **live_filter(utcnow())}
                 result = await collection.delete_many(query)
             count += result.deleted_count
@@ -235,12 +256,16 @@ class MongoDBStore(BaseStore):
         """
         if self._backend.is_open:
             return super().transaction()
-        return self._open_then_transaction()
+        scope = self._open_then_transaction()
+        bound = self.call_timeout
+        # Opening and beginning spend one timeout.
+        return scope if bound is None else bound.transaction(scope)
 
     @asynccontextmanager
     async def _open_then_transaction(self) -> AsyncIterator[DataStoreTransaction]:
         await self._backend.database()
-        async with super().transaction() as tx:
+        self._require(Capabilities.TRANSACTIONS, "transaction")
+        async with self._transaction() as tx:
             yield tx
 
     def _transaction(self) -> AbstractAsyncContextManager[DataStoreTransaction]:
