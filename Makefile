@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test check lint types docs bench bench-smoke install install-dev clean
+DIST ?= dist
+
+.PHONY: demo test check lint types docs bench bench-smoke install install-dev dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +16,13 @@ install: $(BIN)/python
 	$(PIP) -e .
 
 install-dev: $(BIN)/python
-	$(PIP) -e ".[dev]" $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
+	$(PIP) -e ".[testing,docker]" -r requirements/dev.txt $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
+
+## dist: the wheels of polystore-sdk and of every backend plugin, in $(DIST)/
+dist: $(BIN)/python
+	rm -rf $(DIST)
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps \
+		--wheel-dir $(DIST) . $(PLUGIN_DIRS)
 
 ## demo: the embedded default (SQLite under ./.polystore), no server needed
 demo: install
@@ -43,4 +51,4 @@ bench-smoke: install-dev
 	$(BIN)/python -m benchmarks --smoke
 
 clean:
-	rm -rf $(VENV) .polystore .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DIST) .polystore .pytest_cache .mypy_cache .ruff_cache
