@@ -33,6 +33,8 @@ from polystore.settings import (
     describe_validation_error,
     load_settings,
 )
+from polystore.sharding import ShardedStore
+from polystore.sharding.routes import SHARD_MAP_SUFFIX, build_sharded_store
 from polystore.types import Capabilities, Health, JSONValue, Version
 
 __all__ = ["PolyglotPersistenceManager", "Polystore", "RouteInfo"]
@@ -53,6 +55,8 @@ class RouteInfo:
     requires: Capabilities
     capabilities: Capabilities
     default_ttl: float | None
+    shards: tuple[str, ...] = ()
+    strategy: str | None = None
 
 
 class Polystore:
@@ -79,6 +83,7 @@ class Polystore:
         self._backends: dict[str, Backend] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._routes: dict[str, DataStore] = {}
+        self._sharded: dict[str, ShardedStore] = {}
         self._route_info: dict[str, RouteInfo] = {}
         self._collections: dict[str, Collection[Any]] = {}
         self._started = False
@@ -98,7 +103,9 @@ class Polystore:
         return cls(load_settings(config), plugins=plugins)
 
     def __repr__(self) -> str:
-        routes = ", ".join(f"{n}->{r.backend}" for n, r in self.settings.routes.items())
+        routes = ", ".join(
+            f"{n}->{'+'.join(r.backend_names())}" for n, r in self.settings.routes.items()
+        )
         return f"<Polystore backends={sorted(self.settings.backends)} routes=[{routes}]>"
 
     # -- life cycle ---------------------------------------------------------------------
@@ -145,6 +152,7 @@ class Polystore:
         backends, self._backends = list(self._backends.values()), {}
         self._breakers.clear()
         self._routes.clear()
+        self._sharded.clear()
         self._route_info.clear()
         self._collections.clear()
         self._started = False
@@ -163,6 +171,9 @@ class Polystore:
             ) from None
 
     def _add_route(self, name: str, route: RouteConfig) -> None:
+        if route.backend is None:
+            self._add_sharded_route(name, route)
+            return
         backend = self._backends[route.backend]
         namespace = route.namespace or name
         store: DataStore = backend.namespace(namespace)
@@ -193,6 +204,59 @@ class Polystore:
             capabilities=store.capabilities,
             default_ttl=route.default_ttl,
         )
+
+    def _add_sharded_route(self, name: str, route: RouteConfig) -> None:
+        """A route spread over several backends (see :mod:`polystore.sharding`)."""
+        namespace = route.namespace or name
+        ids = route.shards or ()
+        shards: dict[str, DataStore] = {}
+        for backend_name in ids:
+            shard: DataStore = self._backends[backend_name].namespace(namespace)
+            breaker = self._breakers.get(backend_name)
+            if breaker is not None:
+                shard = CircuitBreakerStore(shard, breaker)
+            shards[backend_name] = shard
+        map_store = self._backends[ids[0]].namespace(namespace + SHARD_MAP_SUFFIX)
+        sharded = build_sharded_store(name, route, shards, map_store)
+        store = self.plugins.wrap_store(sharded, name)
+        required = Capabilities.parse(route.requires or ())
+        missing = required & ~store.capabilities
+        plugins = {b: self.settings.backends[b].plugin for b in ids}
+        if missing:
+            described = ", ".join(f"{b} ({p})" for b, p in plugins.items())
+            raise RouteRequirementError(
+                f"route {name!r} requires {', '.join(missing.names())}, which not every "
+                f"shard provides (shards: {described}); together they provide "
+                f"{', '.join(store.capabilities.names()) or 'nothing'}",
+                route=name,
+                missing=missing.names(),
+                backend=",".join(ids),
+            )
+        self._sharded[name] = sharded
+        self._routes[name] = store
+        self._route_info[name] = RouteInfo(
+            name=name,
+            backend=",".join(ids),
+            plugin=",".join(dict.fromkeys(plugins.values())),
+            namespace=namespace,
+            requires=required,
+            capabilities=store.capabilities,
+            default_ttl=route.default_ttl,
+            shards=tuple(ids),
+            strategy=route.strategy,
+        )
+
+    def sharded(self, name: str) -> ShardedStore:
+        """The sharded store behind route ``name``, for ``add_shard``, ``rebalance``, ...
+
+        Raises:
+            ConfigurationError: No such route, or the route is not sharded.
+        """
+        self.route(name)
+        found = self._sharded.get(name)
+        if found is None:
+            raise ConfigurationError(f"route {name!r} is not sharded; give it shards = [...]")
+        return found
 
     def _require_started(self) -> None:
         if not self._started:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +52,10 @@ CONFIG_ENV = "POLYSTORE_CONFIG"
 """Environment variable naming the TOML file (default ``./polystore.toml``)."""
 
 DEFAULT_CONFIG_FILE = "polystore.toml"
+
+
+PLACEMENTS = ("backend", "shards")
+"""The fields of which a route names exactly one."""
 
 
 class _StandardRoute(BaseModel):
@@ -109,11 +113,28 @@ class BackendConfig(BaseModel):
 
 
 class RouteConfig(BaseModel):
-    """Where one kind of data goes and what its store must guarantee."""
+    """Where one kind of data goes and what its store must guarantee.
+
+    A route names exactly one placement: ``backend`` (one store) or ``shards`` (spread
+    over several backends, see ``docs/sharding.md``).
+
+    Attributes:
+        shards: Backend names; the route's namespace is used in each.
+        strategy: ``"hash"`` (rendezvous hashing, the default) or ``"range"``.
+        ranges: With ``strategy = "range"``: ``[start, end, backend]`` triples, each
+            half-open ``[start, end)``; an empty ``end`` has no end.
+        weights: With ``strategy = "hash"``: relative share of each shard (default 1).
+        shard_map_refresh: Seconds between re-reads of the stored shard map.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: str = Field(min_length=1)
+    backend: str | None = Field(default=None, min_length=1)
+    shards: tuple[str, ...] | None = Field(default=None, min_length=1)
+    strategy: Literal["hash", "range"] = "hash"
+    ranges: tuple[tuple[str, str, str], ...] | None = None
+    weights: dict[str, float] | None = None
+    shard_map_refresh: float = Field(default=5.0, gt=0, le=3600)
     namespace: str | None = Field(default=None, description="Defaults to the route name.")
     requires: tuple[str, ...] | None = Field(
         default=None, description="Capability names; standard routes have defaults."
@@ -126,6 +147,36 @@ class RouteConfig(BaseModel):
         if value is not None:
             Capabilities.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> RouteConfig:
+        given = [name for name in PLACEMENTS if getattr(self, name, None) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a route needs exactly one of {', '.join(PLACEMENTS)}; got "
+                + (", ".join(given) or "none")
+            )
+        if self.shards is None:
+            if self.ranges is not None or self.weights is not None or self.strategy != "hash":
+                raise ValueError("strategy, ranges and weights need shards")
+            return self
+        if len(set(self.shards)) != len(self.shards):
+            raise ValueError("shards repeat a backend")
+        named = [r[2] for r in self.ranges or ()] + list(self.weights or ())
+        strangers = sorted({n for n in named if n not in self.shards})
+        if strangers:
+            raise ValueError(f"ranges or weights name backends not in shards: {strangers}")
+        if self.strategy == "range" and not self.ranges:
+            raise ValueError('strategy = "range" needs ranges = [[start, end, backend], ...]')
+        if self.strategy == "hash" and self.ranges is not None:
+            raise ValueError('ranges need strategy = "range"')
+        if any(w <= 0 for w in (self.weights or {}).values()):
+            raise ValueError("weights must be > 0")
+        return self
+
+    def backend_names(self) -> tuple[str, ...]:
+        """Every backend the route uses."""
+        return (self.backend,) if self.backend is not None else tuple(self.shards or ())
 
 
 class PolystoreSettings(BaseSettings):
@@ -177,7 +228,13 @@ class PolystoreSettings(BaseSettings):
                 routes.setdefault(name, RouteConfig(backend=only))
         filled: dict[str, RouteConfig] = {}
         for name, route in routes.items():
-            if route.backend not in backends:
+            for shard in route.shards or ():
+                if shard not in backends:
+                    raise ConfigurationError(
+                        f"routes.{name}.shards: backend {shard!r} is not configured "
+                        f"(configured: {', '.join(sorted(backends))})"
+                    )
+            if route.backend is not None and route.backend not in backends:
                 known = ", ".join(sorted(backends))
                 raise ConfigurationError(
                     f"route {name!r} names backend {route.backend!r}, which is not configured "

@@ -156,6 +156,10 @@ class ShardedStore:
         stores = [self._stores[i] for i in self._map.shard_ids()]
         return reduce(lambda a, b: a & b, (s.capabilities for s in stores))
 
+    @capabilities.setter
+    def capabilities(self, value: Capabilities) -> None:
+        raise AttributeError("a sharded store's capabilities are its shards' (the intersection)")
+
     def _require(self, capability: Capabilities, operation: str) -> None:
         if capability not in self.capabilities:
             raise UnsupportedOperationError(
