@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from benchmarks.report import as_json, machine, render, versions
 from benchmarks.servers import SERVER_NAMES, Servers, bench_env
+from benchmarks.sharded import SHARDED, run_sharded
 from benchmarks.suite import BACKENDS, MIXED, run_suite
 from polystore import redact_url
 
@@ -22,7 +23,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "interleaved round by round on the same servers.",
     )
     parser.add_argument(
-        "--backend", choices=[*BACKENDS, MIXED, "all"], action="append",
+        "--backend", choices=[*BACKENDS, MIXED, SHARDED, "all"], action="append",
         help="section to run (repeatable; default: all). 'mixed' is the routed workload; it "
         "uses the servers of the other chosen backends (all of them when none is chosen)",
     )  # fmt: skip
@@ -55,7 +56,7 @@ def _command_line(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = args.backend or ["all"]
-    wanted = [*BACKENDS, MIXED] if "all" in chosen else list(dict.fromkeys(chosen))
+    wanted = [*BACKENDS, MIXED, SHARDED] if "all" in chosen else list(dict.fromkeys(chosen))
     rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 41)
     meta = {
         "command": _command_line(sys.argv[1:] if argv is None else argv),
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Servers(urls) as servers:
         sections = asyncio.run(
             run_suite(
-                [name for name in wanted if name != MIXED],
+                [name for name in wanted if name not in (MIXED, SHARDED)],
                 servers,
                 smoke=args.smoke,
                 rounds=rounds,
@@ -81,10 +82,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log=log,
             )
         )
+    sharded = None
+    if SHARDED in wanted:
+        seconds = None if args.smoke else args.seconds
+        sharded = asyncio.run(
+            run_sharded(smoke=args.smoke, rounds=rounds, seconds=seconds, log=log)
+        )
     print(render(sections, meta))
+    if sharded is not None:
+        print("\n".join(sharded.lines()))
     if args.json:
+        figures = as_json(sections, meta)
+        if sharded is not None:
+            figures["sections"].append(sharded.as_json())
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(as_json(sections, meta), out, indent=2)
+            json.dump(figures, out, indent=2)
     return 0
 
 

@@ -35,7 +35,7 @@ from polystore.settings import (
 )
 from polystore.sharding import ShardedStore
 from polystore.sharding.routes import SHARD_MAP_SUFFIX, build_sharded_store
-from polystore.types import Capabilities, Health, JSONValue, Version
+from polystore.types import TTL, Capabilities, Health, JSONValue, Version
 
 __all__ = ["PolyglotPersistenceManager", "Polystore", "RouteInfo"]
 
@@ -363,7 +363,7 @@ class Polystore:
     # -- conveniences carried over from PolyglotPersistenceManager ---------------------------
 
     async def save(
-        self, store_name: str, key: str, data: JSONValue, *, ttl: float | None = None
+        self, store_name: str, key: str, data: JSONValue, *, ttl: TTL | None = None
     ) -> Version:
         """Save ``data`` under ``key`` on route ``store_name``."""
         return await self.route(store_name).save(key, data, ttl=ttl)
@@ -382,7 +382,7 @@ class Polystore:
         data: Mapping[str, Any],
         *,
         user_id: str = "anonymous",
-        ttl: float | None = None,
+        ttl: TTL | None = None,
     ) -> Session:
         """Save a session's data (with the route's default ttl unless given)."""
         session = Session(id=session_id, user_id=user_id, data=dict(data))

@@ -23,7 +23,7 @@ from polystore.errors import (
 from polystore.protocol import DataStoreTransaction
 from polystore.retry import RetryPolicy
 from polystore.timeouts import CallTimeout
-from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
+from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 from polystore.validation import (
     validate_batch_size,
     validate_key,
@@ -198,7 +198,7 @@ class BaseStore(ABC):
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
@@ -249,7 +249,7 @@ class BaseStore(ABC):
         self,
         items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
     ) -> list[Version]:
         """Store several values in one batch; return their versions in input order.
 
@@ -422,7 +422,7 @@ class BaseTransaction(ABC):
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:

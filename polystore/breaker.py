@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polystore.errors import StoreUnavailableError, UnknownOutcomeError
 from polystore.protocol import DataStore, DataStoreTransaction
-from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
+from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 
 __all__ = [
     "CircuitBreaker",
@@ -189,7 +189,7 @@ class CircuitBreakerStore:
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
@@ -215,7 +215,7 @@ class CircuitBreakerStore:
         self,
         items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
     ) -> list[Version]:
         return await self.breaker.call("save_many", lambda: self.store.save_many(items, ttl=ttl))
 

@@ -23,7 +23,8 @@ from polystore.errors import (
 )
 from polystore.idempotency import IDEMPOTENCY_PREFIX, Marker
 from polystore.protocol import DataStore
-from polystore.types import Capabilities, JSONValue, Scalar, Version
+from polystore.types import TTL, Capabilities, JSONValue, Scalar, Version
+from polystore.validation import validate_ttl
 
 __all__ = ["Collection", "TransactionCollection", "TypedEntry"]
 
@@ -68,14 +69,14 @@ class Collection(Generic[M]):
         model: type[M],
         *,
         key_field: str | None = None,
-        default_ttl: float | None = None,
+        default_ttl: TTL | None = None,
     ) -> None:
         self.store = store
         self.model = model
         self.key_field: str = key_field or str(getattr(model, "__polystore_key__", "id"))
         if self.key_field not in model.model_fields:
             raise ValidationError(f"{model.__name__} has no field {self.key_field!r}")
-        self.default_ttl = default_ttl
+        self.default_ttl = validate_ttl(default_ttl)
         self._adapter = pydantic.TypeAdapter(model)
 
     def __repr__(self) -> str:
@@ -115,7 +116,7 @@ class Collection(Generic[M]):
         self,
         obj: M,
         *,
-        ttl: float | None = _DEFAULT,
+        ttl: TTL | None = _DEFAULT,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
@@ -129,7 +130,7 @@ class Collection(Generic[M]):
             if_absent=if_absent,
         )
 
-    async def save_many(self, objs: Iterable[M], *, ttl: float | None = _DEFAULT) -> list[Version]:
+    async def save_many(self, objs: Iterable[M], *, ttl: TTL | None = _DEFAULT) -> list[Version]:
         """Store several models in one batch."""
         effective_ttl = self.default_ttl if ttl is _DEFAULT else ttl
         items = [(self.key_of(obj), self.dump(obj)) for obj in objs]
@@ -362,7 +363,7 @@ class TransactionCollection(Collection[M]):
         self,
         obj: M,
         *,
-        ttl: float | None = _DEFAULT,
+        ttl: TTL | None = _DEFAULT,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:

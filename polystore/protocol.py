@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
+from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 
 __all__ = ["Backend", "DataStore", "DataStoreTransaction"]
 
@@ -29,7 +29,7 @@ class DataStoreTransaction(Protocol):
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
@@ -61,7 +61,7 @@ class DataStore(Protocol):
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
@@ -84,7 +84,7 @@ class DataStore(Protocol):
         self,
         items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
     ) -> list[Version]:
         """Store several values; return their new versions in input order."""
         ...

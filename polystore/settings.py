@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,9 @@ DEFAULT_CONFIG_FILE = "polystore.toml"
 
 PLACEMENTS = ("backend", "shards")
 """The fields of which a route names exactly one."""
+
+
+_DURATION = pydantic.TypeAdapter(timedelta)
 
 
 class _StandardRoute(BaseModel):
@@ -139,7 +143,23 @@ class RouteConfig(BaseModel):
     requires: tuple[str, ...] | None = Field(
         default=None, description="Capability names; standard routes have defaults."
     )
-    default_ttl: float | None = Field(default=None, gt=0)
+    default_ttl: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds, a timedelta, or an ISO 8601 duration such as 'PT30M'.",
+    )
+
+    @field_validator("default_ttl", mode="before")
+    @classmethod
+    def _ttl_in_seconds(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = _DURATION.validate_python(value)
+            except pydantic.ValidationError:
+                return value  # reported as "not a valid number"
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return value
 
     @field_validator("requires")
     @classmethod

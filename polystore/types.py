@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NewType, TypeAlias
 
 __all__ = [
+    "TTL",
     "Capabilities",
     "Entry",
     "Health",
@@ -29,6 +30,9 @@ JSONInput: TypeAlias = (
 
 Scalar: TypeAlias = bool | int | float | str | None
 """A value allowed in a ``find`` equality filter."""
+
+TTL: TypeAlias = float | timedelta
+"""A time to live: seconds (``900``, ``0.5``) or a :class:`~datetime.timedelta`."""
 
 Version = NewType("Version", str)
 """An opaque version token (an ETag). Every write produces a new one."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from polystore.errors import ValidationError
@@ -96,15 +97,20 @@ def _check_text(text: str, what: str) -> None:
 
 
 def validate_ttl(ttl: object) -> float | None:
-    """Check a ttl in seconds: ``None`` or a finite number > 0 (at most 100 years).
+    """Check a ttl: ``None``, or seconds or a :class:`~datetime.timedelta` that is finite,
+    > 0 and at most 100 years. Returns the seconds.
 
     Raises:
         ValidationError: The ttl is not acceptable.
     """
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise ValidationError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    elif isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ValidationError(
+            f"ttl must be a number of seconds or a timedelta, not {type(ttl).__name__}"
+        )
     if not math.isfinite(ttl) or ttl <= 0:
         raise ValidationError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
     if ttl > MAX_TTL_SECONDS:

@@ -183,3 +183,13 @@ def test_mixed_smoke_on_servers_compares_polystore_raw_and_py_key_value(
     assert set(rates) == {"polystore", "raw", "py-key-value"} & INSTALLED
     assert all(rate > 0 for rounds in rates.values() for rate in rounds)
     assert {r["versus"] for r in mixed["ratios"]} == set(rates) - {"polystore"}
+
+
+def test_sharded_smoke_measures_every_target_on_every_workload(tmp_path: Path) -> None:
+    report = run_benchmarks(tmp_path, "--backend", "sharded")
+    found = section(report, "sharded")
+    assert set(found["rates"]) == WORKLOADS | {"save_concurrent"}
+    for workload, rates in found["rates"].items():
+        assert set(rates) == {"bare", "1 shard", "2 shards", "4 shards"}, workload
+        assert all(rate > 0 for rounds in rates.values() for rate in rounds), workload
+    assert "1 shard / bare" in report["stdout"]

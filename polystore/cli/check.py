@@ -24,13 +24,12 @@ from polystore.errors import (
     RouteRequirementError,
 )
 from polystore.plugins import PluginManager
-from polystore.redact import redact_text
+from polystore.redact import redact_options, redact_text
 from polystore.settings import (
     BackendConfig,
     PolystoreSettings,
     RouteConfig,
     describe_validation_error,
-    redact_options,
 )
 
 __all__ = ["BackendCheck", "RouteCheck", "check", "fix_for_backend", "fix_for_route"]

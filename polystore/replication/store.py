@@ -49,7 +49,7 @@ from polystore.replication.quorum import (
 from polystore.replication.repair import RepairReport, run_repair, scan_live
 from polystore.replication.replica import Merged, merge_into, state_of
 from polystore.replication.resolvers import LastWriteWins, Resolution, Resolver, context_of
-from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Version
+from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Version
 
 __all__ = ["ReplicatedStore"]
 
@@ -225,7 +225,7 @@ class ReplicatedStore(BaseStore):
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
         context: Version | None = None,

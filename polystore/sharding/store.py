@@ -33,7 +33,7 @@ from polystore.sharding.rebalance import Rebalancer, RebalanceReport, move_key
 from polystore.sharding.strategies import HashShardStrategy, ShardStrategy
 from polystore.sharding.topology import ShardMap, TopologyRecord
 from polystore.sharding.transaction import sharded_transaction
-from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
+from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 from polystore.validation import (
     validate_batch_size,
     validate_key,
@@ -246,7 +246,7 @@ class ShardedStore:
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
@@ -344,7 +344,7 @@ class ShardedStore:
         self,
         items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
     ) -> list[Version]:
         """Store several values; return their versions in input order.
 

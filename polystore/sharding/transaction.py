@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from polystore.errors import CrossShardError
 from polystore.protocol import DataStoreTransaction
 from polystore.sharding.rebalance import move_key
-from polystore.types import Entry, JSONInput, JSONValue, Version
+from polystore.types import TTL, Entry, JSONInput, JSONValue, Version
 
 if TYPE_CHECKING:
     from polystore.sharding.store import ShardedStore
@@ -72,7 +72,7 @@ class ShardedTransaction:
         key: str,
         value: JSONInput,
         *,
-        ttl: float | None = None,
+        ttl: TTL | None = None,
         if_version: Version | None = None,
         if_absent: bool = False,
     ) -> Version:
