@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
+import enum
 import pickle
+import types
+import uuid
 
 import pytest
 
@@ -27,6 +31,11 @@ NOT_JSON: list[object] = [
     datetime.datetime.now(),
     {1, 2},
     b"x",
+    uuid.UUID(int=7),
+    {"id": [uuid.UUID(int=7)]},
+    enum.Enum("Color", "RED").RED,  # type: ignore[attr-defined]
+    2**63,
+    {"n": [2**64 - 1]},
 ]
 
 
@@ -47,6 +56,21 @@ def test_json_codec_batches_encode_as_single_values_do() -> None:
     values = [None, {"a": None}, [1.5, "null"], "x", 2**63 - 1, {"nested": {"b": [True]}}]
     assert codec.encode_many(values) == [codec.encode(value) for value in values]
     assert codec.encode_many([]) == []
+
+
+def test_json_codec_stores_any_mapping_or_sequence_as_plain_json() -> None:
+    codec = JsonCodec()
+    value = types.MappingProxyType(
+        {"a": collections.OrderedDict(b=collections.UserList([1, (2,)])), "r": range(2)}
+    )
+    assert codec.decode(codec.encode(value)) == {"a": {"b": [1, [2]]}, "r": [0, 1]}
+    assert codec.encode_many([value]) == [codec.encode(value)]
+
+
+def test_json_codec_names_the_refused_type_but_not_the_value() -> None:
+    with pytest.raises(SerializationError, match="UUID") as caught:
+        JsonCodec().encode({"id": uuid.UUID(int=7)})
+    assert str(uuid.UUID(int=7)) not in str(caught.value)
 
 
 def test_batch_versions_are_distinct_16_hex_tokens() -> None:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import datetime
+import decimal
+import enum
 import time
+import types
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -34,6 +40,59 @@ JSON_VALUES: list[JSONValue] = [
     {},
     {"a": 1, "b": [True, None], "c": {"d": "e"}},
 ]
+
+
+class Level(enum.IntEnum):
+    """An ``IntEnum``: its members are ints, stored as the plain number."""
+
+    LOW = 1
+    HIGH = 3
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Size(str, enum.Enum):
+    SMALL = "s"
+
+
+NOT_JSON_VALUES: list[Any] = [
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    {"id": uuid.UUID("12345678-1234-5678-1234-567812345678")},
+    Color.RED,
+    [Color.RED],
+    {"size": Size.SMALL},
+    datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    {"day": datetime.date(2024, 1, 1)},
+    decimal.Decimal("1.10"),
+    b"bytes",
+    {"set": {1, 2}},
+    float("nan"),
+    {"inf": [float("inf")]},
+    2**63,
+    {"n": -(2**63) - 1},
+    2**64,
+    {1: "int key"},
+    object(),
+]
+"""Values every store refuses with SerializationError (typed collections store them)."""
+
+OTHER_MAPPINGS_AND_SEQUENCES: list[tuple[Any, JSONValue]] = [
+    (collections.OrderedDict([("b", 1), ("a", 2)]), {"b": 1, "a": 2}),
+    (collections.defaultdict(list, {"a": [1]}), {"a": [1]}),
+    (types.MappingProxyType({"a": {"b": 1}}), {"a": {"b": 1}}),
+    (collections.UserDict({"a.b": 1, "$c": [2]}), {"a.b": 1, "$c": [2]}),
+    (collections.UserList([1, "two", None]), [1, "two", None]),
+    ((1, (2, 3)), [1, [2, 3]]),
+    (range(3), [0, 1, 2]),
+    (collections.deque(["x"]), ["x"]),
+    (
+        {"nested": collections.OrderedDict(t=(1, collections.UserList([{"k": "v"}])))},
+        {"nested": {"t": [1, [{"k": "v"}]]}},
+    ),
+]
+"""Mappings and sequences of other types, with what a store returns for each."""
 
 BAD_KEYS: list[Any] = ["", "a\x00b", "x" * 1025, "é" * 513, b"bytes", 42, None, ("t",), "\ud800"]
 BAD_TTLS: list[Any] = [0, -1, -0.5, float("nan"), float("inf"), "10", True]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from polystore.errors import (
+    SerializationError,
     ValidationError,
 )
 from polystore.protocol import DataStore
 from polystore.testing.conformance._support import (
     JSON_VALUES,
+    NOT_JSON_VALUES,
+    OTHER_MAPPINGS_AND_SEQUENCES,
+    Level,
+    requires,
 )
-from polystore.types import JSONValue
+from polystore.types import Capabilities, JSONValue
 
 
 class ValueTests:
@@ -62,6 +69,48 @@ class ValueTests:
         assert entry is not None
         assert entry.value is None
         assert await store.exists("null")
+
+    # -- one rule for values JSON cannot hold -------------------------------------------
+
+    @pytest.mark.parametrize("value", NOT_JSON_VALUES, ids=repr)
+    async def test_values_json_cannot_hold_are_refused_before_any_write(
+        self, store: DataStore, value: Any
+    ) -> None:
+        with pytest.raises(SerializationError):
+            await store.save("k", value)
+        with pytest.raises(SerializationError):
+            await store.save_many({"fine": 1, "k": value})
+        assert await store.get_many(["fine", "k"]) == [None, None]
+
+    @pytest.mark.parametrize("value", NOT_JSON_VALUES, ids=repr)
+    async def test_values_json_cannot_hold_are_refused_in_transactions(
+        self, store: DataStore, value: Any
+    ) -> None:
+        requires(store, Capabilities.TRANSACTIONS)
+        with pytest.raises(SerializationError):
+            async with store.transaction() as tx:
+                await tx.save("fine", 1)
+                await tx.save("k", value)
+        assert await store.get_many(["fine", "k"]) == [None, None]
+
+    @pytest.mark.parametrize(("value", "expected"), OTHER_MAPPINGS_AND_SEQUENCES, ids=repr)
+    async def test_any_mapping_or_sequence_is_stored_as_a_plain_object_or_array(
+        self, store: DataStore, value: Any, expected: JSONValue
+    ) -> None:
+        await store.save("one", value)
+        await store.save_many({"batch": value})
+        for key in ("one", "batch"):
+            entry = await store.get_entry(key)
+            assert entry is not None
+            assert entry.value == expected
+            assert type(entry.value) is type(expected)
+
+    async def test_int_enum_members_are_stored_as_plain_ints(self, store: DataStore) -> None:
+        await store.save("level", {"level": Level.HIGH, "levels": [Level.LOW]})
+        stored = await store.get("level")
+        assert stored == {"level": 3, "levels": [1]}
+        assert isinstance(stored, dict)
+        assert type(stored["level"]) is int
 
     # -- basic verbs --------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from polystore.codecs import JsonCodec
 from polystore.types import JSONValue, Scalar
 
 __all__ = [
@@ -67,6 +68,7 @@ _NOT_ARRAY = {"$not": {"$type": "array"}}
 _TEN_DIGITS = re.compile(rb"[0-9]{10}")  # every integer beyond 32 bits has 10 digits or more
 _INT32 = range(-(2**31), 2**31)
 _INT64 = range(-(2**63), 2**63)
+_JSON = JsonCodec()
 
 
 def utcnow() -> datetime:
@@ -195,6 +197,10 @@ def make_document(
         now: The time the ttl counts from; the current time when omitted.
     """
     document: dict[str, Any]
+    if not JsonCodec.is_plain(value):
+        # A mapping or sequence of another type, or a number subclass: store the JSON
+        # form, as every other backend does (BSON would refuse a UserList, a range, ...).
+        value = _JSON.decode(data)
     if _might_need_escape(data) and needs_escape(value):
         document = {VALUE: escape_value(value), VERSION: version, ESCAPED: True}
     else:
