@@ -32,7 +32,14 @@ from polystore.settings import (
     describe_validation_error,
 )
 
-__all__ = ["BackendCheck", "RouteCheck", "check", "fix_for_backend", "fix_for_route"]
+__all__ = [
+    "BackendCheck",
+    "RouteCheck",
+    "check",
+    "fix_for_backend",
+    "fix_for_route",
+    "route_backends",
+]
 
 _DURABLE_FIX = {
     "redis": "Redis is durable only when every primary runs with `appendonly yes` and "
@@ -128,7 +135,8 @@ async def _check_backend(manager: PluginManager, name: str, config: BackendConfi
     return result
 
 
-def _route_backends(route: RouteConfig) -> list[str]:
+def route_backends(route: RouteConfig) -> list[str]:
+    """The backends a route uses: its ``backend``, ``shards`` or ``replicas``."""
     names: list[str] = []
     for field in ("backend", "shards", "replicas"):
         value = getattr(route, field, None)
@@ -144,7 +152,7 @@ def _route_backends(route: RouteConfig) -> list[str]:
 async def _check_route(
     settings: PolystoreSettings, name: str, route: RouteConfig, failed: set[str]
 ) -> RouteCheck:
-    used = _route_backends(route)
+    used = route_backends(route)
     result = RouteCheck(name, used, ok=False)
     down = [b for b in used if b in failed]
     if down:

@@ -17,6 +17,7 @@ import click
 from polystore.app import Polystore
 from polystore.cli._group import command
 from polystore.cli._ui import Ui
+from polystore.cli.check import route_backends
 from polystore.idempotency import IDEMPOTENCY_PREFIX
 from polystore.models import Session, Transaction, UserProfile
 from polystore.settings import PolystoreSettings
@@ -32,7 +33,7 @@ DEMO_ROUTES = ("sessions", "profiles", "transactions")
 def non_embedded_backends(settings: PolystoreSettings) -> list[str]:
     """Backends of the demo's routes that are servers shared with others."""
     resolved = settings.resolved()
-    names = {r.backend for n, r in resolved.routes.items() if n in DEMO_ROUTES and r.backend}
+    names = {b for n, r in resolved.routes.items() if n in DEMO_ROUTES for b in route_backends(r)}
     return sorted(n for n in names if resolved.backends[n].plugin not in EMBEDDED_PLUGINS)
 
 

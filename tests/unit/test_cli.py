@@ -340,6 +340,19 @@ def test_demo_refuses_a_configured_server_backend_without_yes(
     assert SECRET not in err
 
 
+def test_demo_refuses_a_route_sharded_over_server_backends(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(
+        workdir / "polystore.toml",
+        f'[backends.a]\nplugin = "redis"\nurl = "{UNREACHABLE_REDIS}"\n'
+        f'[backends.b]\nplugin = "redis"\nurl = "{UNREACHABLE_REDIS}"\n'
+        '[routes.sessions]\nshards = ["a", "b"]\n',
+    )
+    assert main(["demo"]) == 2
+    assert "demo would write test records into backend(s) a, b" in capsys.readouterr().err
+
+
 def test_demo_with_yes_writes_to_redis_and_cleans_up(
     workdir: Path, redis_service: ServiceEndpoint, capsys: pytest.CaptureFixture[str]
 ) -> None:
