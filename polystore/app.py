@@ -167,7 +167,9 @@ class Polystore:
         except pydantic.ValidationError as exc:
             raise ConfigurationError(
                 f"invalid settings for backend {name!r} (plugin {config.plugin!r}): "
-                + describe_validation_error(exc, f"backends.{name}")
+                + describe_validation_error(
+                    exc, f"backends.{name}", models=(spec.settings_model, BackendConfig)
+                )
             ) from None
 
     def _add_route(self, name: str, route: RouteConfig) -> None:

@@ -24,6 +24,10 @@ translated in exactly one place per backend and chained with ``raise ... from ex
             └── CrossShardError          (sharding) a transaction touches two shards
 
 Messages name the backend, operation and key; they never contain a password or token.
+
+:class:`ConfigurationWarning` (a ``UserWarning``) reports configuration that is ignored
+rather than wrong: an unknown ``POLYSTORE_*`` environment variable, a name in
+``POLYSTORE_DISABLE_PLUGINS`` that no installed plugin has.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "AlreadyExistsError",
     "BackendNotFoundError",
     "ConfigurationError",
+    "ConfigurationWarning",
     "ConflictError",
     "CrossShardError",
     "IdempotencyConflictError",
@@ -236,3 +241,7 @@ class UnsupportedOperationError(StoreError):
 
 class CrossShardError(UnsupportedOperationError):
     """A transaction on a sharded store touched keys of two shards; nothing was written."""
+
+
+class ConfigurationWarning(UserWarning):
+    """Configuration that is ignored, probably by mistake (a misspelled variable name)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +14,7 @@ import pluggy
 
 from polystore import hookspecs
 from polystore.codecs import CodecRegistry
-from polystore.errors import PluginError
+from polystore.errors import ConfigurationWarning, PluginError
 from polystore.protocol import DataStore
 from polystore.registry import BackendRegistry
 
@@ -52,7 +54,9 @@ class PluginManager:
         disabled: Iterable[str] | None = None,
         plugins: Iterable[object] = (),
     ) -> None:
+        self._disabled_by = "disabled="
         if disabled is None:
+            self._disabled_by = DISABLE_ENV
             disabled = (n for n in os.environ.get(DISABLE_ENV, "").split(","))
         self.disabled = frozenset(n.strip() for n in disabled if n.strip())
         self._use_entry_points = entry_points
@@ -122,11 +126,27 @@ class PluginManager:
             self._register(pm, plugin, name, "")
         if self._use_entry_points:
             self._load_entry_points(pm)
+        self._warn_about_unknown_disabled()
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
         return pm
+
+    def _warn_about_unknown_disabled(self) -> None:
+        """Warn about blocked names that no plugin has (a misspelling blocks nothing)."""
+        known = set(BUILTIN_PLUGINS) | set(self._infos)
+        known |= {ep.name for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)}
+        for name in sorted(self.disabled - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            warnings.warn(
+                ConfigurationWarning(
+                    f"{self._disabled_by} names plugin {name!r}, which is not installed, so it "
+                    f"blocks nothing; {hint}known plugins: {', '.join(sorted(known))}"
+                ),
+                stacklevel=4,
+            )
 
     def _load_entry_points(self, pm: pluggy.PluginManager) -> None:
         for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):

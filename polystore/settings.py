@@ -19,28 +19,35 @@ requirements); otherwise only the routes configured exist.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from polystore.breaker import CircuitBreakerSettings
-from polystore.errors import ConfigurationError
-from polystore.redact import REDACTED, redact_url
+from polystore.config_file import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_FILE,
+    TomlFileSource,
+    chosen_file,
+    using_file,
+)
+from polystore.errors import ConfigurationError, ConfigurationWarning
+from polystore.redact import redact_options
+from polystore.settings_errors import closest, describe_validation_error, did_you_mean
 from polystore.types import Capabilities
 
 __all__ = [
     "CONFIG_ENV",
+    "DEFAULT_CONFIG_FILE",
     "STANDARD_ROUTES",
     "BackendConfig",
     "PolystoreSettings",
@@ -49,10 +56,13 @@ __all__ = [
     "load_settings",
 ]
 
-CONFIG_ENV = "POLYSTORE_CONFIG"
-"""Environment variable naming the TOML file (default ``./polystore.toml``)."""
+ENV_PREFIX = "POLYSTORE_"
+OTHER_VARIABLES = frozenset({"CONFIG", "DISABLE_PLUGINS"})
+"""``POLYSTORE_*`` variables that are not settings (the file; plugins never to load)."""
+OTHER_PREFIXES = ("TEST_", "BENCH_")
+"""``POLYSTORE_*`` families of the test kit and the benchmarks."""
 
-DEFAULT_CONFIG_FILE = "polystore.toml"
+_given_only: ContextVar[bool] = ContextVar("polystore_settings_given_only", default=False)
 
 
 PLACEMENTS = ("backend", "shards")
@@ -73,25 +83,6 @@ STANDARD_ROUTES: dict[str, _StandardRoute] = {
     "transactions": _StandardRoute(requires=("transactions", "cas", "durable")),
 }
 """Routes every application gets, with what each requires by default."""
-
-_SECRET_WORDS = ("password", "secret", "token", "passphrase", "key_password")
-_URL_WORDS = ("url", "uri", "dsn")
-
-
-def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of backend options safe to print: passwords hidden, URLs redacted."""
-    shown: dict[str, Any] = {}
-    for name, value in options.items():
-        lowered = name.lower()
-        if any(word in lowered for word in _SECRET_WORDS):
-            shown[name] = REDACTED
-        elif any(lowered.endswith(word) for word in _URL_WORDS) and isinstance(value, str):
-            shown[name] = redact_url(value)
-        elif isinstance(value, Mapping):
-            shown[name] = redact_options(value)
-        else:
-            shown[name] = value
-    return shown
 
 
 class BackendConfig(BaseModel):
@@ -205,7 +196,7 @@ class PolystoreSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POLYSTORE_",
         env_nested_delimiter="__",
-        extra="ignore",
+        extra="forbid",
         frozen=True,
     )
 
@@ -221,8 +212,10 @@ class PolystoreSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+        if _given_only.get():
+            return (init_settings,)
+        warn_about_unknown_variables(os.environ)
+        return (init_settings, env_settings, TomlFileSource(settings_cls, chosen_file()))
 
     def __repr__(self) -> str:
         backends = {name: redact_options(b.options()) for name, b in self.backends.items()}
@@ -255,10 +248,9 @@ class PolystoreSettings(BaseSettings):
                         f"(configured: {', '.join(sorted(backends))})"
                     )
             if route.backend is not None and route.backend not in backends:
-                known = ", ".join(sorted(backends))
                 raise ConfigurationError(
-                    f"route {name!r} names backend {route.backend!r}, which is not configured "
-                    f"(configured: {known})"
+                    f"routes.{name}.backend: backend {route.backend!r} is not configured; "
+                    + did_you_mean(route.backend, sorted(backends), kind="backends")
                 )
             standard = STANDARD_ROUTES.get(name)
             updates: dict[str, Any] = {}
@@ -272,13 +264,45 @@ class PolystoreSettings(BaseSettings):
         return PolystoreSettings.model_construct(backends=backends, routes=filled)
 
 
-def describe_validation_error(exc: pydantic.ValidationError, where: str) -> str:
-    """A readable summary of a pydantic error that never echoes input values (secrets)."""
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "(root)"
-        lines.append(f"{where}.{location}: {error['msg']}")
-    return "; ".join(lines)
+@contextlib.contextmanager
+def _only_given() -> Iterator[None]:
+    """Within the block, settings come from what is passed only (no environment, no file)."""
+    token = _given_only.set(True)
+    try:
+        yield
+    finally:
+        _given_only.reset(token)
+
+
+def warn_about_unknown_variables(environ: Mapping[str, str]) -> None:
+    """Warn (:class:`~polystore.ConfigurationWarning`) about ``POLYSTORE_*`` variables that
+    no setting reads, such as ``POLYSTORE_ROUTE__SESSIONS__BACKEND``.
+
+    A warning rather than an error: the environment is shared with other programs.
+    """
+    fields = sorted(PolystoreSettings.model_fields)
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].upper()
+        head, nested, tail = rest.partition("__")
+        if head.lower() in fields or rest in OTHER_VARIABLES or rest.startswith(OTHER_PREFIXES):
+            continue
+        field = closest(head.lower(), fields) if nested else None
+        other = closest(rest, OTHER_VARIABLES)
+        if field is not None:
+            hint = f"did you mean {ENV_PREFIX}{field.upper()}__{tail}?"
+        elif other is not None:
+            hint = f"did you mean {ENV_PREFIX}{other}?"
+        else:
+            known = [f"{ENV_PREFIX}{f.upper()}__..." for f in fields]
+            hint = "known: " + ", ".join(known + sorted(ENV_PREFIX + o for o in OTHER_VARIABLES))
+        warnings.warn(
+            ConfigurationWarning(
+                f"environment variable {name} is not a polystore setting and is ignored; {hint}"
+            ),
+            stacklevel=2,
+        )
 
 
 def load_settings(
@@ -286,29 +310,39 @@ def load_settings(
 ) -> PolystoreSettings:
     """Build settings from a mapping, a TOML file path, or the environment and ``polystore.toml``.
 
+    A mapping is the whole configuration. Otherwise values come from ``POLYSTORE_*``
+    environment variables first, then the TOML file (``path``, else ``POLYSTORE_CONFIG``,
+    else ``./polystore.toml`` if present). Passing ``path`` changes nothing process-wide
+    (no environment variable is set).
+
     Raises:
-        ConfigurationError: The configuration is invalid (message free of secrets).
+        ConfigurationError: The configuration is invalid: an unknown key (with the closest
+            known one), a bad value, a file named but missing, or TOML that does not parse.
+            Messages give the key path and the file and line, never a value (secrets).
     """
     if isinstance(source, PolystoreSettings):
         return source
-    try:
-        if source is None:
+    if isinstance(source, Mapping):
+        try:
+            with _only_given():
+                return PolystoreSettings(**{str(key): value for key, value in source.items()})
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(
+                "invalid configuration: "
+                + describe_validation_error(exc, models=(PolystoreSettings,))
+            ) from None
+    path = Path(source) if source is not None else None
+    if path is not None and not path.is_file():
+        raise ConfigurationError(f"configuration file {str(path)!r} does not exist")
+    with using_file(path) if path is not None else contextlib.nullcontext():
+        config = chosen_file()  # read here too, to name lines in errors
+        try:
             return PolystoreSettings()
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if not path.is_file():
-                raise ConfigurationError(f"configuration file {str(path)!r} does not exist")
-            previous = os.environ.get(CONFIG_ENV)
-            os.environ[CONFIG_ENV] = str(path)
-            try:
-                return PolystoreSettings()
-            finally:
-                if previous is None:
-                    del os.environ[CONFIG_ENV]
-                else:
-                    os.environ[CONFIG_ENV] = previous
-        return PolystoreSettings.model_validate(dict(source))
-    except pydantic.ValidationError as exc:
-        raise ConfigurationError(
-            "invalid configuration: " + describe_validation_error(exc, "config")
-        ) from None
+        except pydantic.ValidationError as exc:
+            where = f" in {config.path}" if config.text else ""
+            raise ConfigurationError(
+                f"invalid configuration{where}: "
+                + describe_validation_error(
+                    exc, models=(PolystoreSettings,), config=config, environ=os.environ
+                )
+            ) from None

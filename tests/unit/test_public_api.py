@@ -20,6 +20,7 @@ EXPECTED = [
     "CodecRegistry",
     "Collection",
     "ConfigurationError",
+    "ConfigurationWarning",
     "ConflictError",
     "CrossShardError",
     "DataStore",
