@@ -122,7 +122,15 @@ class Rebalancer:
         self, stores: Mapping[str, DataStore], shard_map: ShardMap, owner: ShardStrategy
     ) -> None:
         self.stores = stores
-        self.shard_ids = tuple(dict.fromkeys([*shard_map.shard_ids(), *owner.shard_ids]))
+        # Shards that only gain keys first, shards that only lose keys last: a key moved
+        # lands on a shard already scanned, so it is scanned (and counted) once.
+        before = set(shard_map.previous.shard_ids if shard_map.previous else ())
+        before |= set(shard_map.current.shard_ids) - set(owner.shard_ids)
+        after = set(owner.shard_ids)
+        every = dict.fromkeys([*owner.shard_ids, *shard_map.shard_ids()])
+        self.shard_ids = tuple(
+            sorted(every, key=lambda s: (s in before, s not in after))  # stable: map order
+        )
         self.owner = owner
         self.report = RebalanceReport()
 

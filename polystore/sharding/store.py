@@ -581,6 +581,17 @@ class ShardedStore:
         self._apply(new)
         return new
 
+    async def count_keys(self) -> int:
+        """How many keys a :meth:`rebalance` would scan (a key scan of every shard it
+        visits): the total behind a progress bar."""
+        await self.refresh()
+        ids = dict.fromkeys([*self._map.shard_ids(), *self.target.shard_ids])
+        total = 0
+        for shard in ids:
+            async for _ in self._stores[shard].scan(batch_size=1000):
+                total += 1
+        return total
+
     async def rebalance(
         self, *, progress: Progress | None = None, dry_run: bool = False
     ) -> RebalanceReport:
