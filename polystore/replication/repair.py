@@ -1,9 +1,17 @@
 """Walking every key of every replica: ``scan`` and anti-entropy ``repair``.
 
 Both stream one replica at a time in batches and read each batch from every replica
-(one ``get_many`` per replica), so memory stays flat however many keys. A key met again
-while scanning a later replica is recognised by being held by a replica scanned before,
-and skipped: each key is handled once, with no set of seen keys.
+(one ``get_many`` per replica), so memory stays flat however many keys; neither keeps a
+set of keys seen. Instead:
+
+- ``scan`` yields a key from the *last* replica (in order) that holds it: a key found
+  while a later replica also holds it is left for that replica's scan, which will list
+  it (a replica holds a key until ``repair`` reaps it). So a key that exists for the
+  whole scan is listed exactly once, even when copies land on replicas while the scan
+  runs; a key written during the scan may be listed twice or not at all.
+- ``repair`` handles a key at the *first* replica that holds it and copies it to every
+  other one, then skips it on the later ones. A key copied to an earlier replica while
+  the pass runs (a write, a straggler) may be left for the next pass.
 
 :func:`run_repair` copies the winning state of each key to the replicas that lack it
 (merges, never over a newer write), and reaps a tombstone once it is older than the
@@ -76,9 +84,7 @@ async def _read_batch(store: ReplicatedStore, keys: list[str]) -> Outcome[list[J
 def _held_before(
     outcome: Outcome[list[JSONValue | None]], earlier: Sequence[str], index: int
 ) -> bool:
-    return any(
-        name in outcome.results and outcome.results[name][index] is not None for name in earlier
-    )
+    return bool(_holders(outcome, earlier, index))
 
 
 def _states(outcome: Outcome[list[JSONValue | None]], key: str, index: int) -> dict[str, State]:
@@ -92,33 +98,43 @@ def _states(outcome: Outcome[list[JSONValue | None]], key: str, index: int) -> d
 async def scan_live(store: ReplicatedStore, prefix: str, batch_size: int) -> AsyncIterator[str]:
     """Stream the live keys of ``store`` (see the module docstring).
 
-    A replica that cannot be scanned is skipped, as long as ``N - W + 1`` replicas are
-    scanned (enough to include one that took each acknowledged write). Keys written
-    while the scan runs may or may not appear; a replica failing half-way may repeat some.
+    A replica that cannot be scanned is passed over, as long as ``N - W + 1`` replicas
+    are scanned (enough to include one that took each acknowledged write) and no key
+    was left for it to list.
+
+    Raises:
+        QuorumUnavailableError: Too few replicas could be scanned, a batch could not be
+            read from a read quorum, or a replica failed after keys were left to it.
     """
+    names = list(store.replicas)
     scanned: list[str] = []
     failed: list[str] = []
-    for name, replica in store.replicas.items():
-        keys = replica.scan(prefix=prefix, batch_size=batch_size)
+    relied_on: set[str] = set()
+    for position, name in enumerate(names):
+        later = names[position + 1 :]
+        keys = store.replicas[name].scan(prefix=prefix, batch_size=batch_size)
         try:
             async for batch in _batches(keys, batch_size):
                 outcome = await _read_batch(store, batch)
-                if len(outcome.results) < store.read_quorum:
-                    store._check_read(outcome, "scan", None)  # raises the quorum error
+                store._check_read(outcome, "scan", None)
                 now = store.now_ms()
                 for index, key in enumerate(batch):
-                    if _held_before(outcome, scanned, index):
+                    holders = _holders(outcome, later, index)
+                    if holders:
+                        relied_on.update(holders)
                         continue
                     joined = store.resolver.join(_states(outcome, key, index).values())
                     if store.resolver.resolve(joined, now).live:
                         yield key
         except QuorumUnavailableError:
             raise
-        except StoreUnavailableError:
+        except StoreUnavailableError as exc:
+            if name in relied_on:
+                raise _scan_failed(store, name, exc) from exc
             failed.append(name)
             continue
         scanned.append(name)
-    needed = len(store.replicas) - store.write_quorum + 1
+    needed = len(names) - store.write_quorum + 1
     if len(scanned) < needed:
         raise QuorumUnavailableError(
             f"{len(scanned)} replicas could be scanned; {needed} are needed to see every "
@@ -129,6 +145,28 @@ async def scan_live(store: ReplicatedStore, prefix: str, batch_size: int) -> Asy
             backend=store.name,
             operation="scan",
         )
+
+
+def _holders(
+    outcome: Outcome[list[JSONValue | None]], names: Sequence[str], index: int
+) -> list[str]:
+    return [
+        name
+        for name in names
+        if name in outcome.results and outcome.results[name][index] is not None
+    ]
+
+
+def _scan_failed(store: ReplicatedStore, name: str, cause: BaseException) -> QuorumUnavailableError:
+    return QuorumUnavailableError(
+        f"replica {name} failed during the scan after keys were left for it to list; "
+        f"some keys may be missing, scan again ({cause!r})",
+        required=len(store.replicas),
+        acknowledged=len(store.replicas) - 1,
+        failed=(name,),
+        backend=store.name,
+        operation="scan",
+    )
 
 
 async def run_repair(

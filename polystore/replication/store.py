@@ -274,7 +274,9 @@ class ReplicatedStore(BaseStore):
         tombstone = self._sibling(None, None, self._context(key, None), deleted=True)
         merged = await self._write(key, (tombstone,), "delete")
         now = self.now_ms()
-        return any(self.resolver.resolve(m.previous, now).live for m in merged.values())
+        # What the acknowledging replicas held, joined: one of them may lag behind.
+        before = self.resolver.join(m.previous for m in merged.values())
+        return self.resolver.resolve(before, now).live
 
     async def _save_many(
         self, items: list[tuple[str, JSONValue, bytes]], ttl: float | None
@@ -293,9 +295,9 @@ class ReplicatedStore(BaseStore):
         }
         merged = await self._write_many(states, "delete_many")
         now = self.now_ms()
+        join, resolve = self.resolver.join, self.resolver.resolve
         return sum(
-            any(self.resolver.resolve(per[key].previous, now).live for per in merged.values())
-            for key in keys
+            resolve(join(per[key].previous for per in merged.values()), now).live for key in keys
         )
 
     async def _write(self, key: str, state: State, operation: str) -> dict[str, Merged]:

@@ -1,4 +1,5 @@
-"""The conformance suite on replicated stores: memory + SQLite + a real Redis server."""
+"""The conformance suite on replicated stores: memory + SQLite + a real Redis server, and
+real PostgreSQL + MongoDB servers (private ones from the test kit) + memory."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
+from polystore_mongodb import MongoBackend, MongoSettings
+from polystore_postgres import PostgresBackend, PostgresSettings
 from polystore_redis import RedisBackend, RedisSettings
 
 from polystore.backends.memory import MemoryBackend, MemorySettings
@@ -76,5 +79,43 @@ class TestReplicatedVectorClock(StoreConformance):
         namespace = f"t{uuid.uuid4().hex[:12]}"
         replicas = _replicas(embedded, redis_backend.namespace(namespace), namespace)
         store = ReplicatedStore(replicas, resolver=VectorClock(merge=_last), node_id="n1")
+        yield store
+        await store.aclose()
+
+
+@pytest_asyncio.fixture
+async def postgres_backend(postgres_service: ServiceEndpoint) -> AsyncIterator[PostgresBackend]:
+    settings = PostgresSettings(url=postgres_service.url, reap_interval=None)
+    async with PostgresBackend(settings) as backend:
+        yield backend
+
+
+@pytest_asyncio.fixture
+async def mongo_backend(mongodb_service: ServiceEndpoint) -> AsyncIterator[MongoBackend]:
+    settings = MongoSettings(
+        url=mongodb_service.url,
+        database=f"polystore_replication_{uuid.uuid4().hex[:8]}",
+        timeout=120.0,  # a 10 000-item batch on the test server is slow
+        keys_per_query=100,
+    )
+    async with MongoBackend(settings) as backend:
+        yield backend
+
+
+class TestReplicatedOnPostgresAndMongoDB(StoreConformance):
+    @pytest_asyncio.fixture
+    async def store(
+        self,
+        embedded: Embedded,
+        postgres_backend: PostgresBackend,
+        mongo_backend: MongoBackend,
+    ) -> AsyncIterator[DataStore]:
+        namespace = f"t{uuid.uuid4().hex[:12]}"
+        replicas = {
+            "postgres": postgres_backend.namespace(namespace),
+            "mongodb": mongo_backend.namespace(namespace),
+            "memory": embedded[0].namespace(namespace),
+        }
+        store = ReplicatedStore(replicas, node_id="n1")
         yield store
         await store.aclose()
