@@ -1,7 +1,8 @@
 """polystore's test kit: the conformance suite and real-server fixtures.
 
 Enable the fixtures (``redis_service``, ``postgres_service``, ``mongodb_service``,
-``redis_cluster_service``) in a test suite's top-level ``conftest.py``::
+``redis_cluster_service``, and the per-test stores ``redis_store``, ``postgres_store``,
+``mongodb_store``) in a test suite's top-level ``conftest.py``::
 
     pytest_plugins = ["polystore.testing"]
 
@@ -9,6 +10,9 @@ start a dedicated private server for a fault test with ``LocalRedisServer()``,
 ``LocalPostgresServer()`` or ``LocalMongoServer()`` (``start()``, ``kill()``, ``pause()``,
 ``close()``), and run the conformance suite against a backend by subclassing
 :class:`StoreConformance`.
+
+The package imports on every platform; private server processes need a Unix system, and
+``pause()`` needs Linux (it stops every thread, found through ``/proc``).
 """
 
 from polystore.testing._cluster import LocalRedisCluster
@@ -18,10 +22,12 @@ from polystore.testing.fixtures import (
     mongodb_service,
     postgres_service,
     pytest_addoption,
+    pytest_configure,
     redis_cluster_service,
     redis_service,
 )
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, resolve_service
+from polystore.testing.stores import mongodb_store, postgres_store, redis_store
 
 __all__ = [
     "LocalMongoServer",
@@ -33,10 +39,14 @@ __all__ = [
     "StoreConformance",
     "eventually",
     "mongodb_service",
+    "mongodb_store",
     "postgres_service",
+    "postgres_store",
     "pytest_addoption",
+    "pytest_configure",
     "redis_cluster_service",
     "redis_service",
+    "redis_store",
     "requires",
     "resolve_service",
 ]

@@ -76,9 +76,11 @@ class DockerEndpoint(ServiceEndpoint):
             )
             command = ["postgres", "-c", "fsync=on", "-c", "max_connections=200", *args]
         else:
-            container = _testcontainers("mongodb").MongoDbContainer(image)
-            # No root user: with --replSet it would also need a keyfile.
-            container._configure = lambda: None
+            # The generic container, not MongoDbContainer: that one creates a root user,
+            # which a --replSet server would refuse without a keyfile.
+            container = importlib.import_module("testcontainers.core.container").DockerContainer(
+                image
+            )
             command = ["--replSet", "rs0", "--bind_ip_all", *args]
         container.with_command(command)
         container.with_bind_ports(_CONTAINER_PORTS[self.name], self.port)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -412,6 +411,8 @@ class LocalPostgresServer(_LocalServer):
     def _identity(self) -> tuple[int | None, int | None, list[int] | None]:
         if os.geteuid() != 0:
             return None, None, None
+        import pwd  # Unix only: imported here so that the kit imports everywhere
+
         users = {entry.pw_name: entry for entry in pwd.getpwall()}
         user = users.get("postgres") or users.get("nobody")
         if user is None:

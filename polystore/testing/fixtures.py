@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +26,7 @@ __all__ = [
     "mongodb_service",
     "postgres_service",
     "pytest_addoption",
+    "pytest_configure",
     "redis_cluster_service",
     "redis_service",
     "skip_allowed",
@@ -45,6 +47,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help="skip tests whose server (Redis, PostgreSQL, MongoDB) cannot be provided, "
             f"instead of failing them (same as {ALLOW_SKIP_ENV}=1)",
         )
+
+
+LOOP_SCOPE_UNSET = 'The configuration option "asyncio_default_fixture_loop_scope" is unset'
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep pytest-asyncio's "loop scope is unset" warning out of suites using the kit.
+
+    Runs before pytest-asyncio's own ``pytest_configure``, inside the warning filters
+    pytest sets up for configuration. Every asynchronous fixture of the kit names its
+    loop scope itself, so the unset default changes nothing for it; a suite that sets
+    ``asyncio_default_fixture_loop_scope`` keeps its own choice.
+    """
+    warnings.filterwarnings(
+        "ignore", message=LOOP_SCOPE_UNSET, category=pytest.PytestDeprecationWarning
+    )
 
 
 def skip_allowed(config: pytest.Config) -> bool:
