@@ -42,6 +42,18 @@ def _backoff(attempt: int) -> float:
     return min(0.002 * 2.0**attempt, 0.1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
 
 
+def field_errors(exc: pydantic.ValidationError, limit: int = 5) -> str:
+    """Each failing field with what is wrong, never the value (it may be a secret)."""
+    errors = exc.errors(include_input=False, include_url=False)
+    parts = [
+        f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['msg']}"
+        for error in errors[:limit]
+    ]
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class TypedEntry(Generic[M]):
     """A stored model with its version and expiry."""
@@ -106,7 +118,8 @@ class Collection(Generic[M]):
             return self._adapter.validate_python(value)
         except pydantic.ValidationError as exc:
             raise SerializationError(
-                f"stored value is not a valid {self.model.__name__}: {exc.error_count()} error(s)",
+                f"stored value is not a valid {self.model.__name__}: {exc.error_count()} "
+                f"error(s): {field_errors(exc)}",
                 backend=self.store.name,
                 operation="load",
                 key=key,
