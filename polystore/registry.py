@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,13 +101,15 @@ class BackendRegistry:
             return spec
         known = ", ".join(sorted(self._specs)) or "none"
         dist = KNOWN_DISTRIBUTIONS.get(name)
-        hint = (
-            f"install it with `pip install {dist}`"
-            if dist
-            else "install the distribution that provides it (entry-point group 'polystore')"
-        )
+        close = difflib.get_close_matches(name, sorted(self._specs), n=1)
+        if dist:
+            hint = f"install it with `pip install {dist}`."
+        elif close:
+            hint = f"did you mean {close[0]!r}?"
+        else:
+            hint = "install the distribution that provides it (entry-point group 'polystore')."
         raise BackendNotFoundError(
-            f"no backend plugin named {name!r} is installed; {hint}. Available: {known}"
+            f"no backend plugin named {name!r} is installed; {hint} Available: {known}"
         )
 
     def __contains__(self, name: object) -> bool:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from polystore import ConfigurationError, ConfigurationWarning, PluginManager, load_settings
+from polystore import (
+    BackendNotFoundError,
+    ConfigurationError,
+    ConfigurationWarning,
+    PluginManager,
+    Polystore,
+    load_settings,
+)
 from polystore.plugins import DISABLE_ENV
 from polystore.settings import PolystoreSettings, RouteConfig
 from polystore.settings_errors import known_keys
@@ -237,3 +244,13 @@ def test_a_correctly_disabled_plugin_is_blocked_without_a_warning(
     names = [info.name for info in PluginManager(entry_points=False).plugins()]
     assert "memory" not in names
     assert "sqlite" in names
+
+
+@pytest.mark.asyncio
+async def test_a_misspelled_plugin_name_suggests_an_installed_one() -> None:
+    manager = PluginManager(entry_points=False)
+    config = {"backends": {"cache": {"plugin": "memroy"}}}
+    with pytest.raises(
+        BackendNotFoundError, match=r"'memroy' is installed; did you mean 'memory'\?"
+    ):
+        await Polystore.from_config(config, plugins=manager).start()
