@@ -26,6 +26,8 @@ from polystore.errors import (
 from polystore.models import Session, Transaction, UserProfile
 from polystore.plugins import PluginManager
 from polystore.protocol import Backend, DataStore
+from polystore.replication import ReplicatedStore
+from polystore.replication.routes import build_replicated_store
 from polystore.settings import (
     BackendConfig,
     PolystoreSettings,
@@ -57,6 +59,7 @@ class RouteInfo:
     default_ttl: float | None
     shards: tuple[str, ...] = ()
     strategy: str | None = None
+    replicas: tuple[str, ...] = ()
 
 
 class Polystore:
@@ -84,6 +87,7 @@ class Polystore:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._routes: dict[str, DataStore] = {}
         self._sharded: dict[str, ShardedStore] = {}
+        self._replicated: dict[str, ReplicatedStore] = {}
         self._route_info: dict[str, RouteInfo] = {}
         self._collections: dict[str, Collection[Any]] = {}
         self._started = False
@@ -153,6 +157,9 @@ class Polystore:
         self._breakers.clear()
         self._routes.clear()
         self._sharded.clear()
+        replicated, self._replicated = list(self._replicated.values()), {}
+        for copied in replicated:  # replica calls still running end before the backends
+            await copied.aclose()
         self._route_info.clear()
         self._collections.clear()
         self._started = False
@@ -173,6 +180,9 @@ class Polystore:
             ) from None
 
     def _add_route(self, name: str, route: RouteConfig) -> None:
+        if route.replicas is not None:
+            self._add_replicated_route(name, route)
+            return
         if route.backend is None:
             self._add_sharded_route(name, route)
             return
@@ -247,6 +257,57 @@ class Polystore:
             shards=tuple(ids),
             strategy=route.strategy,
         )
+
+    def _add_replicated_route(self, name: str, route: RouteConfig) -> None:
+        """A route copied to several backends (see :mod:`polystore.replication`)."""
+        namespace = route.namespace or name
+        ids = route.replicas or ()
+        replicas: dict[str, DataStore] = {}
+        for backend_name in ids:
+            replica: DataStore = self._backends[backend_name].namespace(namespace)
+            breaker = self._breakers.get(backend_name)
+            if breaker is not None:
+                replica = CircuitBreakerStore(replica, breaker)
+            replicas[backend_name] = replica
+        replicated = build_replicated_store(name, route, replicas)
+        store = self.plugins.wrap_store(replicated, name)
+        required = Capabilities.parse(route.requires or ())
+        missing = required & ~store.capabilities
+        plugins = {b: self.settings.backends[b].plugin for b in ids}
+        if missing:
+            described = ", ".join(f"{b} ({p})" for b, p in plugins.items())
+            raise RouteRequirementError(
+                f"route {name!r} requires {', '.join(missing.names())}, which a replicated "
+                f"store over {described} does not provide; it provides "
+                f"{', '.join(store.capabilities.names()) or 'nothing'} (see docs/replication.md)",
+                route=name,
+                missing=missing.names(),
+                backend=",".join(ids),
+            )
+        self._replicated[name] = replicated
+        self._routes[name] = store
+        self._route_info[name] = RouteInfo(
+            name=name,
+            backend=",".join(ids),
+            plugin=",".join(dict.fromkeys(plugins.values())),
+            namespace=namespace,
+            requires=required,
+            capabilities=store.capabilities,
+            default_ttl=route.default_ttl,
+            replicas=tuple(ids),
+        )
+
+    def replicated(self, name: str) -> ReplicatedStore:
+        """The replicated store behind route ``name``, for ``repair()``.
+
+        Raises:
+            ConfigurationError: No such route, or the route is not replicated.
+        """
+        self.route(name)
+        found = self._replicated.get(name)
+        if found is None:
+            raise ConfigurationError(f"route {name!r} is not replicated; give it replicas = [...]")
+        return found
 
     def sharded(self, name: str) -> ShardedStore:
         """The sharded store behind route ``name``, for ``add_shard``, ``rebalance``, ...

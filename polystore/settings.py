@@ -65,7 +65,7 @@ OTHER_PREFIXES = ("TEST_", "BENCH_")
 _given_only: ContextVar[bool] = ContextVar("polystore_settings_given_only", default=False)
 
 
-PLACEMENTS = ("backend", "shards")
+PLACEMENTS = ("backend", "shards", "replicas")
 """The fields of which a route names exactly one."""
 
 
@@ -110,8 +110,9 @@ class BackendConfig(BaseModel):
 class RouteConfig(BaseModel):
     """Where one kind of data goes and what its store must guarantee.
 
-    A route names exactly one placement: ``backend`` (one store) or ``shards`` (spread
-    over several backends, see ``docs/sharding.md``).
+    A route names exactly one placement: ``backend`` (one store), ``shards`` (spread
+    over several backends, see ``docs/sharding.md``) or ``replicas`` (copied to several
+    backends, see ``docs/replication.md``).
 
     Attributes:
         shards: Backend names; the route's namespace is used in each.
@@ -120,6 +121,14 @@ class RouteConfig(BaseModel):
             half-open ``[start, end)``; an empty ``end`` has no end.
         weights: With ``strategy = "hash"``: relative share of each shard (default 1).
         shard_map_refresh: Seconds between re-reads of the stored shard map.
+        replicas: Backend names, each holding a full copy of the route (multi-master,
+            see ``docs/replication.md``); the route's namespace is used in each.
+        write_quorum: Replicas that must take a write (default: a majority).
+        read_quorum: Replicas that must answer a read (default: a majority).
+        resolver: ``"lww"`` (last write wins, the default) or ``"vector"`` (vector
+            clocks; concurrent writes are merged by ``merge``).
+        merge: With ``resolver = "vector"``: ``"package.module:function"``, called with
+            the values of concurrent writes, returning the merged value.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -130,6 +139,11 @@ class RouteConfig(BaseModel):
     ranges: tuple[tuple[str, str, str], ...] | None = None
     weights: dict[str, float] | None = None
     shard_map_refresh: float = Field(default=5.0, gt=0, le=3600)
+    replicas: tuple[str, ...] | None = Field(default=None, min_length=1)
+    write_quorum: int | None = Field(default=None, ge=1)
+    read_quorum: int | None = Field(default=None, ge=1)
+    resolver: Literal["lww", "vector"] = "lww"
+    merge: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     namespace: str | None = Field(default=None, description="Defaults to the route name.")
     requires: tuple[str, ...] | None = Field(
         default=None, description="Capability names; standard routes have defaults."
@@ -167,6 +181,7 @@ class RouteConfig(BaseModel):
                 f"a route needs exactly one of {', '.join(PLACEMENTS)}; got "
                 + (", ".join(given) or "none")
             )
+        self._check_replicas()
         if self.shards is None:
             if self.ranges is not None or self.weights is not None or self.strategy != "hash":
                 raise ValueError("strategy, ranges and weights need shards")
@@ -185,8 +200,31 @@ class RouteConfig(BaseModel):
             raise ValueError("weights must be > 0")
         return self
 
+    def _check_replicas(self) -> None:
+        if self.replicas is None:
+            given = self.write_quorum, self.read_quorum, self.merge
+            if any(v is not None for v in given) or self.resolver != "lww":
+                raise ValueError("write_quorum, read_quorum, resolver and merge need replicas")
+            return
+        if len(set(self.replicas)) != len(self.replicas):
+            raise ValueError("replicas repeat a backend")
+        for name, quorum in (
+            ("write_quorum", self.write_quorum),
+            ("read_quorum", self.read_quorum),
+        ):
+            if quorum is not None and quorum > len(self.replicas):
+                raise ValueError(
+                    f"{name} = {quorum} is more than the {len(self.replicas)} replicas"
+                )
+        if self.resolver == "vector" and self.merge is None:
+            raise ValueError('resolver = "vector" needs merge = "package.module:function"')
+        if self.resolver == "lww" and self.merge is not None:
+            raise ValueError('merge needs resolver = "vector"')
+
     def backend_names(self) -> tuple[str, ...]:
         """Every backend the route uses."""
+        if self.replicas is not None:
+            return self.replicas
         return (self.backend,) if self.backend is not None else tuple(self.shards or ())
 
 
@@ -246,6 +284,12 @@ class PolystoreSettings(BaseSettings):
                     raise ConfigurationError(
                         f"routes.{name}.shards: backend {shard!r} is not configured "
                         f"(configured: {', '.join(sorted(backends))})"
+                    )
+            for replica in route.replicas or ():
+                if replica not in backends:
+                    raise ConfigurationError(
+                        f"routes.{name}.replicas: backend {replica!r} is not configured; "
+                        + did_you_mean(replica, sorted(backends), kind="backends")
                     )
             if route.backend is not None and route.backend not in backends:
                 raise ConfigurationError(
