@@ -35,8 +35,8 @@ test: install-dev lint types docs
 check: test
 
 lint: install-dev
-	$(BIN)/ruff check polystore tests plugins benchmarks
-	$(BIN)/ruff format --check polystore tests plugins benchmarks
+	$(BIN)/ruff check polystore tests plugins benchmarks examples conftest.py
+	$(BIN)/ruff format --check polystore tests plugins benchmarks examples conftest.py
 
 types: install-dev
 	$(BIN)/mypy --strict polystore $(foreach dir,$(PLUGIN_DIRS),$(dir)/src)
