@@ -175,7 +175,10 @@ class Polystore:
             raise ConfigurationError(
                 f"invalid settings for backend {name!r} (plugin {config.plugin!r}): "
                 + describe_validation_error(
-                    exc, f"backends.{name}", models=(spec.settings_model, BackendConfig)
+                    exc,
+                    f"backends.{name}",
+                    models=(spec.settings_model, BackendConfig),
+                    config=self.settings.config_file,
                 )
             ) from None
 

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from polystore.breaker import CircuitBreakerSettings
 from polystore.config_file import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
+    ConfigFile,
     TomlFileSource,
     chosen_file,
     using_file,
@@ -240,6 +241,12 @@ class PolystoreSettings(BaseSettings):
 
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    _config_file: ConfigFile | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> ConfigFile | None:
+        """The TOML file these settings were read from, if any (errors name its lines)."""
+        return self._config_file
 
     @classmethod
     def settings_customise_sources(
@@ -305,7 +312,9 @@ class PolystoreSettings(BaseSettings):
             if route.namespace is None:
                 updates["namespace"] = name
             filled[name] = route.model_copy(update=updates)
-        return PolystoreSettings.model_construct(backends=backends, routes=filled)
+        resolved = PolystoreSettings.model_construct(backends=backends, routes=filled)
+        resolved._config_file = self._config_file
+        return resolved
 
 
 @contextlib.contextmanager
@@ -381,7 +390,7 @@ def load_settings(
     with using_file(path) if path is not None else contextlib.nullcontext():
         config = chosen_file()  # read here too, to name lines in errors
         try:
-            return PolystoreSettings()
+            settings = PolystoreSettings()
         except pydantic.ValidationError as exc:
             where = f" in {config.path}" if config.text else ""
             raise ConfigurationError(
@@ -390,3 +399,5 @@ def load_settings(
                     exc, models=(PolystoreSettings,), config=config, environ=os.environ
                 )
             ) from None
+    settings._config_file = config if config.text else None
+    return settings

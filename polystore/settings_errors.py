@@ -124,7 +124,8 @@ def describe_validation_error(
             message = f"unknown key; {did_you_mean(str(location[-1]), known)}"
         else:
             message = error["msg"]
-        origin = _origin(location, config, environ)
+        base: Location = tuple(where.split(".")) if where else ()
+        origin = _origin(base + location, config, environ)
         lines.append(f"{path}: {message}" + (f" ({origin})" if origin else ""))
     return "; ".join(lines)
 

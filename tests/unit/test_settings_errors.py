@@ -254,3 +254,22 @@ async def test_a_misspelled_plugin_name_suggests_an_installed_one() -> None:
         BackendNotFoundError, match=r"'memroy' is installed; did you mean 'memory'\?"
     ):
         await Polystore.from_config(config, plugins=manager).start()
+
+
+@pytest.mark.asyncio
+async def test_a_misspelled_plugin_option_in_the_file_names_its_line(workdir: Path) -> None:
+    path = _write(workdir, ONE_BACKEND + "max_value_byte = 5\n", name="app.toml")
+    with pytest.raises(ConfigurationError) as info:
+        await Polystore.from_settings(path, plugins=PluginManager(entry_points=False)).start()
+    assert "backends.cache.max_value_byte: unknown key; did you mean 'max_value_bytes'?" in str(
+        info.value
+    )
+    assert "(app.toml, line 3)" in str(info.value)
+
+
+def test_settings_read_from_a_file_remember_it_once_resolved(workdir: Path) -> None:
+    path = _write(workdir, ONE_BACKEND, name="app.toml")
+    settings = load_settings(path)
+    assert settings.config_file is not None
+    assert settings.resolved().config_file is settings.config_file
+    assert load_settings({"backends": {}}).config_file is None
