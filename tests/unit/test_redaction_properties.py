@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polystore import load_settings
+from polystore import Polystore, load_settings
 from polystore.redact import (
     REDACTED,
     redact_options,
@@ -186,3 +186,27 @@ def test_settings_reprs_show_no_secret(generated: GeneratedUrl) -> None:
     loaded = load_settings(config)
     for text in (repr(loaded), str(loaded), repr(loaded.backends["b"])):
         assert not _shows_a_secret(text), text
+
+
+@pytest.mark.parametrize(
+    ("plugin", "url", "shown"),
+    [
+        ("redis", "redis://:pa/ss?w#rd@host/0", "redis://:***@host/0"),
+        ("postgres", "postgresql://app:pa/ss?w#rd@db:5432/app", "postgresql://app:***@db:5432/app"),
+        ("mongodb", "mongodb://app:pa/ss?w#rd@db1,db2/app", "mongodb://app:***@db1,db2/app"),
+        (
+            "mongodb",
+            "mongodb://db/app?tlsCertificateKeyFilePassword=pa/ss&authMechanismProperties="
+            "AWS_SESSION_TOKEN:w#rd",
+            "mongodb://db/app?tlsCertificateKeyFilePassword=***&authMechanismProperties=***",
+        ),
+    ],
+)
+def test_the_reported_urls_are_redacted_in_the_settings_repr(
+    plugin: str, url: str, shown: str
+) -> None:
+    loaded = Polystore.from_config({"backends": {"b": {"plugin": plugin, "url": url}}}).settings
+    for text in (repr(loaded), str(loaded)):
+        assert shown in text
+        assert "pa/ss" not in text
+        assert "w#rd" not in text
