@@ -299,6 +299,16 @@ def test_piped_output_has_no_escape_sequences_and_no_progress(workdir: Path) -> 
     assert result.stderr == ""
 
 
+def test_progress_is_drawn_on_a_terminal_and_not_into_a_pipe(workdir: Path) -> None:
+    shown = run_in_terminal("bench", "--smoke", "--rounds", "1", cwd=workdir, env={})
+    assert "connecting to default" in shown
+    assert "benchmarking" in shown
+    piped = run_cli("bench", "--smoke", "--rounds", "1", cwd=workdir)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == ""
+    assert "benchmarking" not in piped.stdout
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 
