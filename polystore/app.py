@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import pydantic
 from pydantic import BaseModel
 
+from polystore.availability import BackendAvailability, GatedStore
 from polystore.breaker import CircuitBreaker, CircuitBreakerStore
 from polystore.collections import Collection, TransactionCollection
 from polystore.errors import (
@@ -37,6 +38,7 @@ from polystore.settings import (
 )
 from polystore.sharding import ShardedStore
 from polystore.sharding.routes import SHARD_MAP_SUFFIX, build_sharded_store
+from polystore.startup import backend_failure, open_backends
 from polystore.types import TTL, Capabilities, Health, JSONValue, Version
 
 __all__ = ["PolyglotPersistenceManager", "Polystore", "RouteInfo"]
@@ -85,6 +87,8 @@ class Polystore:
         self.plugins = plugins if plugins is not None else PluginManager()
         self._backends: dict[str, Backend] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._availability: dict[str, BackendAvailability] = {}
+        self._gated: dict[str, GatedStore] = {}
         self._routes: dict[str, DataStore] = {}
         self._sharded: dict[str, ShardedStore] = {}
         self._replicated: dict[str, ReplicatedStore] = {}
@@ -132,7 +136,11 @@ class Polystore:
         Raises:
             ConfigurationError: Bad settings, unknown plugin (BackendNotFoundError), or a
                 route whose store lacks a required capability (RouteRequirementError).
-            StoreUnavailableError: A backend could not be reached.
+            StoreUnavailableError: A required backend could not be reached.
+            PolystoreError: One error naming the first backend that failed to open; every
+                backend is closed again before it is raised. A backend configured with
+                ``required = false`` that cannot be reached does not fail start-up (see
+                :mod:`polystore.availability`).
         """
         if self._started:
             return
@@ -143,18 +151,33 @@ class Polystore:
                     self._breakers[name] = CircuitBreaker.from_settings(
                         name, config.circuit_breaker
                     )
-            await asyncio.gather(*(backend.open() for backend in self._backends.values()))
+            configs = self.settings.backends
+            down = await open_backends(
+                self._backends,
+                plugins={name: config.plugin for name, config in configs.items()},
+                optional=frozenset(name for name, config in configs.items() if not config.required),
+            )
+            for name, error in down.items():
+                self._availability[name] = BackendAvailability(
+                    name, self._backends[name], error, on_open=self._check_routes
+                )
             for name, route in self.settings.routes.items():
                 self._add_route(name, route)
         except BaseException:
             await self.aclose()
             raise
+        for availability in self._availability.values():
+            availability.start()
         self._started = True
 
     async def aclose(self) -> None:
         """Close every backend this instance built."""
+        availability, self._availability = list(self._availability.values()), {}
+        for waiting in availability:
+            await waiting.aclose()
         backends, self._backends = list(self._backends.values()), {}
         self._breakers.clear()
+        self._gated.clear()
         self._routes.clear()
         self._sharded.clear()
         replicated, self._replicated = list(self._replicated.values()), {}
@@ -181,6 +204,8 @@ class Polystore:
                     config=self.settings.config_file,
                 )
             ) from None
+        except Exception as exc:  # noqa: BLE001 - any other failure of a plugin's factory
+            raise backend_failure(name, config.plugin, exc, operation="build")  # noqa: B904
 
     def _add_route(self, name: str, route: RouteConfig) -> None:
         if route.replicas is not None:
@@ -195,9 +220,19 @@ class Polystore:
         breaker = self._breakers.get(route.backend)
         if breaker is not None:
             store = CircuitBreakerStore(store, breaker)
-        store = self.plugins.wrap_store(store, name)
         required = Capabilities.parse(route.requires or ())
-        missing = required & ~store.capabilities
+        possible = Capabilities.NONE
+        availability = self._availability.get(route.backend)
+        if availability is not None:
+            # Down: what the backend detects on opening is not known yet, so the route is
+            # checked against the most its plugin provides now, and for real once it opens.
+            store = self._gated[name] = GatedStore(
+                store, availability, route=name, requires=required
+            )
+            plugin = self.settings.backends[route.backend].plugin
+            possible = self.plugins.backends.get(plugin).capabilities
+        store = self.plugins.wrap_store(store, name)
+        missing = required & ~(possible | store.capabilities)
         if missing:
             plugin = self.settings.backends[route.backend].plugin
             raise RouteRequirementError(
@@ -219,6 +254,18 @@ class Polystore:
             capabilities=store.capabilities,
             default_ttl=route.default_ttl,
         )
+
+    def _check_routes(self) -> None:
+        """Check the routes of optional backends that have opened since start-up."""
+        for name, gated in self._gated.items():
+            if not gated.availability.available:
+                continue
+            info = self._route_info.get(name)
+            if info is not None:
+                self._route_info[name] = replace(info, capabilities=gated.capabilities)
+            unmet = gated.unmet()
+            if unmet is not None:
+                logger.error("%s; its calls raise RouteRequirementError", unmet.message)
 
     def _add_sharded_route(self, name: str, route: RouteConfig) -> None:
         """A route spread over several backends (see :mod:`polystore.sharding`)."""

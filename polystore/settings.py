@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from polystore.breaker import CircuitBreakerSettings
+from polystore.config_env import warn_about_unknown_variables
 from polystore.config_file import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
@@ -41,9 +41,9 @@ from polystore.config_file import (
     chosen_file,
     using_file,
 )
-from polystore.errors import ConfigurationError, ConfigurationWarning
+from polystore.errors import ConfigurationError
 from polystore.redact import redact_options
-from polystore.settings_errors import closest, describe_validation_error, did_you_mean
+from polystore.settings_errors import describe_validation_error, did_you_mean
 from polystore.types import Capabilities
 
 __all__ = [
@@ -56,12 +56,6 @@ __all__ = [
     "describe_validation_error",
     "load_settings",
 ]
-
-ENV_PREFIX = "POLYSTORE_"
-OTHER_VARIABLES = frozenset({"CONFIG", "DISABLE_PLUGINS"})
-"""``POLYSTORE_*`` variables that are not settings (the file; plugins never to load)."""
-OTHER_PREFIXES = ("TEST_", "BENCH_")
-"""``POLYSTORE_*`` families of the test kit and the benchmarks."""
 
 _given_only: ContextVar[bool] = ContextVar("polystore_settings_given_only", default=False)
 
@@ -90,13 +84,21 @@ class BackendConfig(BaseModel):
     """One backend: the plugin that provides it and the plugin's own options.
 
     The options are checked against the plugin's settings model when the backend is built.
-    ``circuit_breaker`` is polystore's own and is not passed to the plugin.
+    ``circuit_breaker`` and ``required`` are polystore's own and are not passed to the plugin.
+
+    Attributes:
+        plugin: The backend plugin's name (``"redis"``, ``"mongodb"``, ...).
+        circuit_breaker: The backend's circuit breaker.
+        required: Whether the application needs this backend to start. With ``false``,
+            a backend that cannot be reached does not stop start-up: its routes raise
+            ``StoreUnavailableError`` until it answers (see :mod:`polystore.availability`).
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     plugin: str = Field(min_length=1)
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
+    required: bool = True
 
     def options(self) -> dict[str, Any]:
         """Every option, ``plugin`` included, as given."""
@@ -259,7 +261,7 @@ class PolystoreSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         if _given_only.get():
             return (init_settings,)
-        warn_about_unknown_variables(os.environ)
+        warn_about_unknown_variables(os.environ, settings_cls.model_fields)
         return (init_settings, env_settings, TomlFileSource(settings_cls, chosen_file()))
 
     def __repr__(self) -> str:
@@ -325,37 +327,6 @@ def _only_given() -> Iterator[None]:
         yield
     finally:
         _given_only.reset(token)
-
-
-def warn_about_unknown_variables(environ: Mapping[str, str]) -> None:
-    """Warn (:class:`~polystore.ConfigurationWarning`) about ``POLYSTORE_*`` variables that
-    no setting reads, such as ``POLYSTORE_ROUTE__SESSIONS__BACKEND``.
-
-    A warning rather than an error: the environment is shared with other programs.
-    """
-    fields = sorted(PolystoreSettings.model_fields)
-    for name in environ:
-        if not name.upper().startswith(ENV_PREFIX):
-            continue
-        rest = name[len(ENV_PREFIX) :].upper()
-        head, nested, tail = rest.partition("__")
-        if head.lower() in fields or rest in OTHER_VARIABLES or rest.startswith(OTHER_PREFIXES):
-            continue
-        field = closest(head.lower(), fields) if nested else None
-        other = closest(rest, OTHER_VARIABLES)
-        if field is not None:
-            hint = f"did you mean {ENV_PREFIX}{field.upper()}__{tail}?"
-        elif other is not None:
-            hint = f"did you mean {ENV_PREFIX}{other}?"
-        else:
-            known = [f"{ENV_PREFIX}{f.upper()}__..." for f in fields]
-            hint = "known: " + ", ".join(known + sorted(ENV_PREFIX + o for o in OTHER_VARIABLES))
-        warnings.warn(
-            ConfigurationWarning(
-                f"environment variable {name} is not a polystore setting and is ignored; {hint}"
-            ),
-            stacklevel=2,
-        )
 
 
 def load_settings(

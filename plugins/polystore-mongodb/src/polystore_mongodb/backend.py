@@ -22,6 +22,7 @@ from polystore.types import Capabilities, Health
 from polystore_mongodb.errors import map_errors
 from polystore_mongodb.settings import MongoSettings
 from polystore_mongodb.store import MongoDBStore
+from polystore_mongodb.uri import scrub_uri_message
 
 __all__ = ["ALWAYS", "MAX_CAPABILITIES", "Document", "MongoBackend"]
 
@@ -146,24 +147,20 @@ class MongoBackend(BaseBackend):
             self.settings.redacted_url if created else "a client passed in",
             self.database_name,
         )
-        if self._client is None:
-            with map_errors(self.name, "open"):
-                self._client = AsyncMongoClient(
-                    self.settings.url.get_secret_value(),
-                    document_class=dict,
-                    **self.settings.client_options(),
-                )
+        client = self._client
+        if client is None:
+            client = self._client = self._new_client()
         try:
             with map_errors(self.name, "open"):
-                self.hello = await self._client.admin.command("hello")
-                build = await self._client.admin.command("buildInfo")
+                self.hello = await client.admin.command("hello")
+                build = await client.admin.command("buildInfo")
         except BaseException:
-            if created:
-                client, self._client = self._client, None
+            if created:  # a later open() starts afresh with a new client
+                self._client = None
                 await client.close()
             raise
         self.server_version = str(build.get("version", ""))
-        self._database = self._client.get_database(
+        self._database = client.get_database(
             self.database_name,
             codec_options=CODEC_OPTIONS,
             write_concern=self.write_concern(),
@@ -181,6 +178,28 @@ class MongoBackend(BaseBackend):
             self.server_version,
             ",".join(detected.names()),
         )
+
+    def _new_client(self) -> AsyncMongoClient[Document]:
+        """The client the settings describe (PyMongo connects in the background).
+
+        Raises:
+            ConfigurationError: PyMongo refuses the URI or an option.
+        """
+        try:
+            with map_errors(self.name, "open"):
+                return AsyncMongoClient(
+                    self.settings.url.get_secret_value(),
+                    document_class=dict,
+                    **self.settings.client_options(),
+                )
+        except (ValueError, TypeError) as exc:
+            # Not chained: PyMongo's message may quote a URI option, secrets included.
+            raise ConfigurationError(
+                f"url {self.settings.redacted_url!r} is not usable: "
+                f"{scrub_uri_message(str(exc), self.settings.url.get_secret_value())}",
+                backend=self.name,
+                operation="open",
+            ) from None
 
     async def _close(self) -> None:
         self._database = None

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from polystore.base import DEFAULT_MAX_VALUE_BYTES
 from polystore.redact import redact_url, userinfo_problem
 from polystore.retry import RetrySettings
+from polystore_mongodb.uri import uri_problem
 
 __all__ = ["DEFAULT_DATABASE", "DEFAULT_URL", "MongoSettings", "database_from_url"]
 
@@ -120,6 +121,9 @@ class MongoSettings(BaseModel):
         problem = userinfo_problem(text)
         if problem is not None:
             raise ValueError(f"{problem}; got {redact_url(text)!r}")
+        problem = uri_problem(text)
+        if problem is not None:
+            raise ValueError(f"url {redact_url(text)!r} is not a valid MongoDB URI: {problem}")
         return url
 
     @field_validator("database")

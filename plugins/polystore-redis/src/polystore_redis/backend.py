@@ -147,6 +147,7 @@ class RedisBackend(BaseBackend):
         if self._closed:
             return
         self._closed = True
+        await self._wait_for_open()
         await self._close()
 
     async def _close(self) -> None:
