@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from polystore.testing._processes import descendants as _descendants
+from polystore.testing._processes import freeze, signal_tree
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, free_port
 
 __all__ = [
@@ -154,40 +156,6 @@ def mongo_ready(port: int, host: str = "127.0.0.1", *, primary: bool = False) ->
     return reply.get("ok") == 1 and (not primary or reply.get("isWritablePrimary") is True)
 
 
-def _stat_fields(path: Path) -> list[str]:
-    """The fields of a ``/proc/.../stat`` file after the command name (state first, then
-    the parent pid), or an empty list when the process or thread is gone."""
-    try:
-        return path.read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def _descendants(pid: int) -> list[int]:
-    """Pids of every live descendant of ``pid`` (from ``/proc``; empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(stat)
-        if fields:
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    stack = list(children.get(pid, []))
-    while stack:
-        child = stack.pop()
-        found.append(child)
-        stack.extend(children.get(child, []))
-    return found
-
-
-def _stopped(pid: int) -> bool:
-    """Whether every thread of ``pid`` is stopped (or the process is gone)."""
-    for path in Path(f"/proc/{pid}/task").glob("*/stat"):  # none: gone, or no /proc
-        fields = _stat_fields(path)  # empty: the thread is gone
-        if fields and fields[0] not in ("T", "t", "Z", "X"):
-            return False
-    return True
-
-
 class _LocalServer(ServiceEndpoint):
     """A server run as a child process in its own process group."""
 
@@ -274,14 +242,12 @@ class _LocalServer(ServiceEndpoint):
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): it keeps its connections but answers nothing.
 
-        Returns once every thread of every server process is stopped: a signal takes
-        effect asynchronously, and a request sent in between could still be answered.
+        Returns once every thread of every server process is stopped, processes forked
+        while freezing included (see :func:`~polystore.testing._processes.freeze`).
         """
         self._check_open()
-        pids = self._signal_all(signal.SIGSTOP)
-        deadline = time.monotonic() + 5.0
-        while not all(map(_stopped, pids)) and time.monotonic() < deadline:
-            time.sleep(0.001)
+        if self._proc is not None and self._proc.poll() is None:
+            freeze(self._proc.pid)
 
     def resume(self) -> None:
         """Thaw a server frozen by :meth:`pause` (SIGCONT)."""
@@ -292,12 +258,7 @@ class _LocalServer(ServiceEndpoint):
         """Signal the server and every descendant; return the pids signalled."""
         if self._proc is None or self._proc.poll() is not None:
             return []
-        # Some servers (PostgreSQL) put each child in its own session: signal them by pid.
-        pids = [self._proc.pid, *_descendants(self._proc.pid)]
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signum)
-        return pids
+        return signal_tree(self._proc.pid, signum)
 
     def _reap(self) -> None:
         """SIGKILL whatever is left of the server's processes and collect the exit status."""
