@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote
-
 from pymongo import uri_parser, uri_parser_shared
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
-from polystore.redact import REDACTED
+from polystore.redact import redact_text, url_secrets
 
 __all__ = ["scrub_uri_message", "uri_problem"]
-
-_SECRET_OPTION_WORDS = ("password", "token", "secret", "key", "properties")
 
 
 def uri_problem(uri: str) -> str | None:
@@ -35,15 +31,8 @@ def uri_problem(uri: str) -> str | None:
 
 
 def scrub_uri_message(message: str, uri: str) -> str:
-    """``message`` with the password and the secret option values of ``uri`` replaced."""
-    _, _, rest = uri.partition("://")
-    userinfo, _, hosts = rest.rpartition("@")  # a password may hold "/", "?" or "#"
-    options = hosts.partition("?")[2]
-    secrets = [userinfo.partition(":")[2]] if ":" in userinfo else []
-    for name, value in parse_qsl(options, keep_blank_values=True):
-        if any(word in name.lower() for word in _SECRET_OPTION_WORDS):
-            secrets.append(value)
-    variants = {variant for secret in secrets for variant in (secret, unquote(secret)) if variant}
-    for secret in sorted(variants, key=len, reverse=True):
-        message = message.replace(secret, REDACTED)
-    return message
+    """``message`` with the password and the secret option values of ``uri`` replaced.
+
+    The core's rule (:func:`polystore.redact.url_secrets`), shared by every plugin.
+    """
+    return redact_text(message, url_secrets(uri))
