@@ -11,16 +11,20 @@ the replicas of a key converge on the join of every write they received.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from polystore.errors import ConflictError, StoreUnavailableError
 from polystore.protocol import DataStore
 from polystore.replication.envelope import State, decode, encode
+from polystore.replication.quorum import gather_all
 from polystore.replication.resolvers import Resolver
 from polystore.types import Entry
 
-__all__ = ["MAX_MERGE_ATTEMPTS", "Merged", "merge_into", "state_of", "ttl_of"]
+__all__ = ["MAX_MERGE_ATTEMPTS", "Merged", "merge_into", "merge_many", "state_of", "ttl_of"]
+
+BATCH_CONCURRENCY = 32
+"""Merges of one batch in flight at once on one replica."""
 
 MAX_MERGE_ATTEMPTS = 64
 """Compare-and-set attempts of one merge before the replica counts as failed (every
@@ -109,3 +113,23 @@ async def merge_into(
     raise StoreUnavailableError(
         f"replica kept changing under {MAX_MERGE_ATTEMPTS} merges", backend=where, key=key
     )
+
+
+async def merge_many(
+    replica: DataStore,
+    where: str,
+    states: Mapping[str, State],
+    resolver: Resolver,
+    now_ms: Callable[[], int],
+) -> dict[str, Merged]:
+    """Merge a batch into one replica, :data:`BATCH_CONCURRENCY` keys at a time; the
+    first failure cancels the merges in flight and is raised."""
+    results: dict[str, Merged] = {}
+    pending = list(states.items())
+    for start in range(0, len(pending), BATCH_CONCURRENCY):
+        chunk = pending[start : start + BATCH_CONCURRENCY]
+        merged = await gather_all(
+            merge_into(replica, where, key, state, resolver, now_ms) for key, state in chunk
+        )
+        results.update(zip((key for key, _ in chunk), merged, strict=True))
+    return results

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -36,7 +35,8 @@ from polystore.errors import (
     ValidationError,
 )
 from polystore.protocol import DataStore
-from polystore.replication.envelope import Sibling, State, parse_context
+from polystore.replication.context import ContextCache
+from polystore.replication.envelope import Sibling, State
 from polystore.replication.hlc import HybridLogicalClock
 from polystore.replication.quorum import (
     Background,
@@ -47,7 +47,7 @@ from polystore.replication.quorum import (
     require_write,
 )
 from polystore.replication.repair import RepairReport, run_repair, scan_live
-from polystore.replication.replica import Merged, merge_into, state_of
+from polystore.replication.replica import Merged, merge_into, merge_many, state_of
 from polystore.replication.resolvers import LastWriteWins, Resolution, Resolver, context_of
 from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Version
 
@@ -56,7 +56,6 @@ __all__ = ["ReplicatedStore"]
 T = TypeVar("T")
 
 _OFFERED = Capabilities.TTL | Capabilities.SCAN | Capabilities.DURABLE | Capabilities.SHARED
-_BATCH_CONCURRENCY = 32
 
 
 class ReplicatedStore(BaseStore):
@@ -75,8 +74,8 @@ class ReplicatedStore(BaseStore):
             followed by this node's clock (further ahead: refused and logged).
         tombstone_grace: Seconds a tombstone is kept before :meth:`repair` reaps it
             (once every replica holds it).
-        context_size: Keys whose last read or write context is remembered for the
-            implicit vector-clock context (least recently used dropped first).
+        context_size: Keys whose last read or write is remembered as the implicit
+            context of the next write (vector clocks; see :mod:`.context`).
         background_limit: Most replica calls left running after their call returned.
 
     Raises:
@@ -117,10 +116,7 @@ class ReplicatedStore(BaseStore):
         if not tombstone_grace >= 0:
             raise ConfigurationError("tombstone_grace must be >= 0")
         self.tombstone_grace = float(tombstone_grace)
-        if not isinstance(context_size, int) or context_size < 0:
-            raise ConfigurationError("context_size must be an int >= 0")
-        self.context_size = context_size
-        self._contexts: OrderedDict[str, dict[str, int]] = OrderedDict()
+        self.contexts = ContextCache(context_size)
         self.background = Background(background_limit)
         capabilities = _OFFERED
         for replica_name, replica in self.replicas.items():
@@ -313,26 +309,13 @@ class ReplicatedStore(BaseStore):
         self, states: dict[str, State], operation: str
     ) -> dict[str, dict[str, Merged]]:
         calls = {
-            name: self._merge_all(name, replica, states) for name, replica in self.replicas.items()
+            name: merge_many(replica, name, states, self.resolver, self.now_ms)
+            for name, replica in self.replicas.items()
         }
         what = f"{operation} of {len(states)} keys"
         outcome = await fan_out(calls, self.write_quorum, self.background, what)
         self._check_write_outcome(outcome, operation, None)
         return outcome.results
-
-    async def _merge_all(
-        self, name: str, replica: DataStore, states: dict[str, State]
-    ) -> dict[str, Merged]:
-        results: dict[str, Merged] = {}
-        pending = list(states.items())
-        for start in range(0, len(pending), _BATCH_CONCURRENCY):
-            chunk = pending[start : start + _BATCH_CONCURRENCY]
-            merged = await gather_all(
-                merge_into(replica, name, key, state, self.resolver, self.now_ms)
-                for key, state in chunk
-            )
-            results.update(zip((key for key, _ in chunk), merged, strict=True))
-        return results
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -354,38 +337,21 @@ class ReplicatedStore(BaseStore):
 
     def _version_of(self, key: str, sibling: Sibling) -> Version:
         if self.resolver.uses_vector_clocks:
-            self._remember(key, sibling.clock)
+            self.contexts.remember(key, sibling.clock)
         return self.resolver.version((sibling,))
 
     def _context(self, key: str, token: Version | None) -> dict[str, int]:
-        if token is not None:
-            if not isinstance(token, str):
+        if not self.resolver.uses_vector_clocks:
+            if token is not None and not isinstance(token, str):
                 raise ValidationError("context must be a version token (str)", key=key)
-            if not self.resolver.uses_vector_clocks:
-                return {}
-            try:
-                return parse_context(token)
-            except ValueError:
-                raise ValidationError(
-                    "context is not a version from this replicated store",
-                    backend=self.name,
-                    key=key,
-                ) from None
-        return dict(self._contexts.get(key, {}))
+            return {}
+        return self.contexts.for_write(key, token, self.name)
 
     def _observe(self, key: str, state: State) -> None:
         if state:
             self.hlc.observe(max(s.stamp for s in state))
         if self.resolver.uses_vector_clocks:
-            self._remember(key, context_of(state))
-
-    def _remember(self, key: str, clock: Mapping[str, int]) -> None:
-        if not self.context_size:
-            return
-        self._contexts[key] = dict(clock)
-        self._contexts.move_to_end(key)
-        while len(self._contexts) > self.context_size:
-            self._contexts.popitem(last=False)
+            self.contexts.remember(key, context_of(state))
 
     def _write_back_merge(
         self, key: str, state: State, value: JSONValue, expires_ms: int | None
@@ -394,7 +360,7 @@ class ReplicatedStore(BaseStore):
         clock = context_of(state)
         clock[self.node_id] = stamp.packed
         merged: State = (Sibling(stamp, value, False, expires_ms, clock),)
-        self._remember(key, clock)
+        self.contexts.remember(key, clock)
         for name in self.replicas:
             self._repair_later(name, key, merged, False)
         return merged

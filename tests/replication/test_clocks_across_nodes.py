@@ -173,3 +173,28 @@ async def test_a_blind_write_from_a_correct_node_loses_to_an_earlier_one_from_ah
     await ahead.save("k", "from the future")
     await correct.save("k", "blind")
     assert await correct.get("k") == "from the future"
+
+
+async def test_the_implicit_context_is_bounded_and_a_dropped_one_writes_blind(
+    replicas: dict[str, DataStore],
+) -> None:
+    a = ReplicatedStore(replicas, node_id="a", resolver=VectorClock(merge=_union))
+    b = ReplicatedStore(replicas, node_id="b", resolver=VectorClock(merge=_union), context_size=1)
+    await a.save("x", ["apple"])
+    await b.get("x")
+    await b.get("y")  # pushes x's context out of b's one-key memory
+
+    await b.save("x", ["pear"])
+
+    assert len(b.contexts) == 1
+    assert await a.get("x") == ["apple", "pear"]  # blind: kept beside, merged
+
+
+async def test_a_context_that_is_not_a_vector_clock_version_is_refused(
+    replicas: dict[str, DataStore],
+) -> None:
+    from polystore.errors import ValidationError
+
+    store = ReplicatedStore(replicas, resolver=VectorClock(merge=_union))
+    with pytest.raises(ValidationError, match="context"):
+        await store.save("x", [1], context="0000000000000001-a")  # type: ignore[arg-type]
