@@ -10,13 +10,20 @@ rather than an error, since the environment is shared with other programs.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 
 from polystore.errors import ConfigurationWarning
 from polystore.settings_errors import closest
 
-__all__ = ["ENV_PREFIX", "OTHER_PREFIXES", "OTHER_VARIABLES", "warn_about_unknown_variables"]
+__all__ = [
+    "ENV_PREFIX",
+    "OTHER_PREFIXES",
+    "OTHER_VARIABLES",
+    "caller_stacklevel",
+    "warn_about_unknown_variables",
+]
 
 ENV_PREFIX = "POLYSTORE_"
 OTHER_VARIABLES = frozenset({"CONFIG", "DISABLE_PLUGINS"})
@@ -53,5 +60,22 @@ def warn_about_unknown_variables(environ: Mapping[str, str], fields: Iterable[st
             ConfigurationWarning(
                 f"environment variable {name} is not a polystore setting and is ignored; {hint}"
             ),
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
+
+
+_INTERNAL = frozenset({"polystore", "pydantic", "pydantic_settings", "pluggy", "contextlib"})
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside polystore
+    (and the libraries it calls through), so the warning names the application's line."""
+    frame = sys._getframe(1)  # the function about to warn
+    level = 1
+    while frame.f_back is not None:
+        module = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+        if module not in _INTERNAL:
+            break
+        frame = frame.f_back
+        level += 1
+    return level

@@ -14,6 +14,7 @@ import pluggy
 
 from polystore import hookspecs
 from polystore.codecs import CodecRegistry
+from polystore.config_env import caller_stacklevel
 from polystore.errors import ConfigurationWarning, PluginError
 from polystore.protocol import DataStore
 from polystore.registry import BackendRegistry
@@ -145,7 +146,7 @@ class PluginManager:
                     f"{self._disabled_by} names plugin {name!r}, which is not installed, so it "
                     f"blocks nothing; {hint}known plugins: {', '.join(sorted(known))}"
                 ),
-                stacklevel=4,
+                stacklevel=caller_stacklevel(),
             )
 
     def _load_entry_points(self, pm: pluggy.PluginManager) -> None:

@@ -182,6 +182,7 @@ def test_a_misspelled_environment_variable_is_a_warning_with_a_suggestion(
         "environment variable POLYSTORE_ROUTE__SESSIONS__BACKEND is not a polystore setting "
         "and is ignored; did you mean POLYSTORE_ROUTES__SESSIONS__BACKEND?"
     ]
+    assert caught[0].filename == __file__  # the application's line, not polystore's
 
 
 def test_an_unknown_environment_variable_lists_what_polystore_reads(
@@ -231,6 +232,7 @@ def test_a_misspelled_disabled_plugin_is_a_warning_naming_the_known_plugins(
         names = [info.name for info in manager.plugins()]
     assert "memory" in names
     (warning,) = caught
+    assert warning.filename == __file__
     assert "POLYSTORE_DISABLE_PLUGINS names plugin 'memroy'" in str(warning.message)
     assert "did you mean 'memory'?" in str(warning.message)
     assert "known plugins: " in str(warning.message)
