@@ -305,9 +305,19 @@ class TransactionCollection(Collection[M]):
         try:
             await self.store.save(key, value, if_absent=True)
         except AlreadyExistsError:
-            # The key belongs to another record: withdraw the marker pointing at it.
-            with contextlib.suppress(ConflictError):
-                await self.store.delete(marker, if_version=marker_version)
+            # A repeat of this request may have completed the record under the marker
+            # (see _recorded): then the marker is right and stays. Otherwise the key
+            # belongs to another record: withdraw the marker pointing at it.
+            existing = await self.store.get(key)
+            field = self.idempotency_field
+            same = (
+                isinstance(value, dict)
+                and isinstance(existing, dict)
+                and existing.get(field) == value.get(field)
+            )
+            if not same:
+                with contextlib.suppress(ConflictError):
+                    await self.store.delete(marker, if_version=marker_version)
             raise
 
     async def _recorded(

@@ -144,6 +144,10 @@ async def test_one_shard_hands_calls_straight_through(shards: dict[str, DataStor
     assert (await only.get_entry("k")) == (await store.get_entry("k"))
     assert await store.exists("k") is True
     assert [key async for key in store.scan()] == ["k"]
+    assert store.get == only.get  # no frame of the sharded store in between
+    await store.add_shard("m1", shards["m1"])
+    assert store.get != only.get  # a move under way: reads fall back
+    assert await store.get("k") == 1
 
 
 async def test_transactions_are_refused_when_a_shard_lacks_them(
