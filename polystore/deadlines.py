@@ -87,12 +87,14 @@ def budget(timeout: float) -> Iterator[float]:
     """
     now = time.monotonic()
     deadline = now + timeout
+    granted = timeout
     outer = _deadline.get()
     if outer is not None and outer < deadline:
         deadline = outer
+        granted = max(outer - now, 0.0)
     token = _deadline.set(deadline)
     try:
-        yield max(deadline - now, 0.0)
+        yield granted
     finally:
         _deadline.reset(token)
 
