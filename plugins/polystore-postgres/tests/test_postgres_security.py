@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
+import pydantic
 import pytest
 import pytest_asyncio
 from polystore_postgres import PostgresBackend, PostgreSQLStore, PostgresSettings
@@ -232,10 +233,9 @@ async def test_a_password_given_as_a_field_is_used_and_never_shown(app_url: str)
 
 async def test_a_malformed_url_is_reported_without_its_password() -> None:
     url = f"postgresql://{ROLE}:{quote(PASSWORD, safe='')}@127.0.0.1:notaport/postgres"
-    backend = PostgresBackend(PostgresSettings(url=url))
-    with pytest.raises(PolystoreError) as info:
-        await backend.open()
+    with pytest.raises(pydantic.ValidationError) as info:  # before anything connects
+        PostgresSettings(url=url)
     said = _everything_said(info.value)
+    assert "notaport" in said
     assert PASSWORD not in said
     assert quote(PASSWORD, safe="") not in said
-    await backend.aclose()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from polystore.base import DEFAULT_MAX_VALUE_BYTES
 from polystore.redact import redact_url, url_secrets, userinfo_problem
 from polystore.retry import RetrySettings
+from polystore_postgres.dsn import dsn_problem
 from polystore_postgres.naming import check_identifier
 
 __all__ = ["Isolation", "PostgresSettings", "SslMode"]
@@ -100,6 +101,14 @@ class PostgresSettings(BaseModel):
     @classmethod
     def _url_is_unambiguous(cls, url: SecretStr | None) -> SecretStr | None:
         problem = None if url is None else userinfo_problem(url.get_secret_value())
+        if url is not None and problem is not None:
+            raise ValueError(f"{problem}; got {redact_url(url.get_secret_value())!r}")
+        return url
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_usable(cls, url: SecretStr | None) -> SecretStr | None:
+        problem = None if url is None else dsn_problem(url.get_secret_value())
         if url is not None and problem is not None:
             raise ValueError(f"{problem}; got {redact_url(url.get_secret_value())!r}")
         return url

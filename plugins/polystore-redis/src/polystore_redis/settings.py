@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from polystore import RetrySettings
 from polystore.base import DEFAULT_MAX_VALUE_BYTES
 from polystore.redact import redact_url, userinfo_problem
+from polystore_redis.url import url_problem
 
 __all__ = ["CLUSTER_SCHEMES", "URL_SCHEMES", "RedisSettings", "RedisTLSSettings"]
 
@@ -97,7 +98,7 @@ class RedisSettings(BaseModel):
         if scheme not in URL_SCHEMES | CLUSTER_SCHEMES:
             known = ", ".join(f"{s}://" for s in sorted(URL_SCHEMES | CLUSTER_SCHEMES))
             raise ValueError(f"url must start with one of {known}; got {redact_url(text)}")
-        problem = userinfo_problem(text)
+        problem = userinfo_problem(text) or url_problem(text)
         if problem is not None:
             raise ValueError(f"{problem}; got {redact_url(text)}")
         return url
