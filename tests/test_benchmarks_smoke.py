@@ -190,6 +190,18 @@ def test_sharded_smoke_measures_every_target_on_every_workload(tmp_path: Path) -
     found = section(report, "sharded")
     assert set(found["rates"]) == WORKLOADS | {"save_concurrent"}
     for workload, rates in found["rates"].items():
-        assert set(rates) == {"bare", "1 shard", "2 shards", "4 shards"}, workload
+        assert set(rates) == {"bare", "1 shard", "2 shards", "4 shards", "1 shard, stored map"}
         assert all(rate > 0 for rounds in rates.values() for rate in rounds), workload
     assert "1 shard / bare" in report["stdout"]
+
+
+def test_replicated_smoke_measures_both_targets_on_every_workload_but_cas(
+    tmp_path: Path,
+) -> None:
+    report = run_benchmarks(tmp_path, "--backend", "replicated")
+    found = section(report, "replicated")
+    assert set(found["rates"]) == (WORKLOADS - {"cas"}) | {"save_concurrent"}
+    for workload, rates in found["rates"].items():
+        assert set(rates) == {"bare", "3 replicas W=2 R=2"}, workload
+        assert all(rate > 0 for rounds in rates.values() for rate in rounds), workload
+    assert "replicated / bare" in report["stdout"]
