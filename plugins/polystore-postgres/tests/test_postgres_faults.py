@@ -7,6 +7,7 @@ keeps going, as it would in an application while its database restarts.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -196,3 +197,30 @@ async def test_a_hung_server_times_out_instead_of_hanging(
     assert read_seconds < TIMEOUT + SLACK
     assert write_seconds < TIMEOUT + SLACK
     assert await store.get("k") in (1, 2)
+
+
+async def test_an_outage_prints_no_reconnect_tracebacks(
+    server: ServiceEndpoint, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = PostgresSettings(
+        url=server.url, timeout=TIMEOUT, min_pool_size=3, reap_interval=None
+    )
+    async with PostgresBackend(settings) as backend:
+        assert backend.pool.get_size() == 3  # the floor is open from the start
+        store = backend.namespace(f"f-{uuid.uuid4().hex[:12]}")
+        await store.save("k", 1)
+        caplog.set_level(logging.DEBUG)
+        await asyncio.to_thread(server.kill)
+        try:
+            # Long enough for a background reconnect loop to try twice (after 1 s, 2 s).
+            ends = time.monotonic() + 3.5
+            while time.monotonic() < ends:
+                with pytest.raises(StoreUnavailableError):
+                    await store.get("k")
+                await asyncio.sleep(0.2)
+        finally:
+            await asyncio.to_thread(server.start)
+        assert await store.get("k") == 1
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert noisy == []
+    assert "Traceback" not in capfd.readouterr().err

@@ -152,9 +152,10 @@ class PostgresBackend(BaseBackend):
         After an outage, connections are re-opened on demand by the calls that need them,
         within each call's timeout, and failures reach those callers as typed errors.
         """
-        wanted = self.settings.min_pool_size - pool.get_size()
-        if wanted <= 0:
+        wanted = self.settings.min_pool_size
+        if pool.get_size() >= wanted:
             return
+        # Held at once, so that each is a connection of its own.
         timeout = self.settings.connect_timeout
         conns = await asyncio.gather(
             *(pool.acquire(timeout=timeout) for _ in range(wanted)), return_exceptions=True
