@@ -290,18 +290,35 @@ async def test_the_background_sweeper_reaps(conn: Any, url: str) -> None:
 # -- transactions ---------------------------------------------------------------------------
 
 
-async def _write_skew(store: PostgreSQLStore, mine: str, other: str) -> None:
+class _Meeting:
+    """Waits until ``parties`` tasks have arrived (asyncio.Barrier is Python 3.11+)."""
+
+    def __init__(self, parties: int) -> None:
+        self.missing = parties
+        self.complete = asyncio.Event()
+
+    async def arrive(self) -> None:
+        self.missing -= 1
+        if self.missing == 0:
+            self.complete.set()
+        await asyncio.wait_for(self.complete.wait(), 30)
+
+
+async def _write_skew(store: PostgreSQLStore, mine: str, other: str, both_read: _Meeting) -> None:
     async with store.transaction() as tx:
-        if await tx.get(other) is None:
-            await asyncio.sleep(0.2)
+        seen = await tx.get(other)
+        await both_read.arrive()  # each has read before either writes, however busy
+        if seen is None:
             await tx.save(mine, "on call")
 
 
 async def test_serializable_transactions_refuse_write_skew(store: PostgreSQLStore) -> None:
+    both_read = _Meeting(2)
     results = await asyncio.gather(
-        _write_skew(store, "alice", "bob"), _write_skew(store, "bob", "alice"),
+        _write_skew(store, "alice", "bob", both_read),
+        _write_skew(store, "bob", "alice", both_read),
         return_exceptions=True,
-    )  # fmt: skip
+    )
     conflicts = [r for r in results if isinstance(r, SerializationConflictError)]
     assert len(conflicts) == 1
     assert conflicts[0].sqlstate == "40001"
@@ -311,13 +328,16 @@ async def test_serializable_transactions_refuse_write_skew(store: PostgreSQLStor
 async def test_run_transaction_re_runs_the_work_after_a_conflict(store: PostgreSQLStore) -> None:
     await store.save("counter", 0)
     runs = 0
+    all_read = _Meeting(5)
 
     async def increment(tx: DataStoreTransaction) -> None:
         nonlocal runs
         runs += 1
+        first_run = runs <= 5
         value = await tx.get("counter")
         assert isinstance(value, int)
-        await asyncio.sleep(0.05)
+        if first_run:  # all five read the same value, so four must conflict and re-run
+            await all_read.arrive()
         await tx.save("counter", value + 1)
 
     await asyncio.gather(*(store.run_transaction(increment, attempts=20) for _ in range(5)))
