@@ -8,18 +8,21 @@ Enable the fixtures (``redis_service``, ``postgres_service``, ``mongodb_service`
 
 start a dedicated private server for a fault test with ``LocalRedisServer()``,
 ``LocalPostgresServer()`` or ``LocalMongoServer()`` (``start()``, ``kill()``, ``pause()``,
-``close()``), and run the conformance suite against a backend by subclassing
-:class:`StoreConformance`.
+``close()``), a PostgreSQL primary with a streaming standby with
+``LocalPostgresReplicaSet()`` (fixture ``postgres_replica_service``), and run the
+conformance suite against a backend by subclassing :class:`StoreConformance`.
 
 The package imports on every platform; private server processes need a Unix system, and
 ``pause()`` needs Linux (it stops every thread, found through ``/proc``).
 """
 
 from polystore.testing._cluster import LocalRedisCluster
+from polystore.testing._replica import LocalPostgresReplicaSet, LocalPostgresStandby
 from polystore.testing._servers import LocalMongoServer, LocalPostgresServer, LocalRedisServer
 from polystore.testing.conformance import StoreConformance, eventually, requires
 from polystore.testing.fixtures import (
     mongodb_service,
+    postgres_replica_service,
     postgres_service,
     pytest_addoption,
     pytest_configure,
@@ -31,7 +34,9 @@ from polystore.testing.stores import mongodb_store, postgres_store, redis_store
 
 __all__ = [
     "LocalMongoServer",
+    "LocalPostgresReplicaSet",
     "LocalPostgresServer",
+    "LocalPostgresStandby",
     "LocalRedisCluster",
     "LocalRedisServer",
     "ServiceEndpoint",
@@ -40,6 +45,7 @@ __all__ = [
     "eventually",
     "mongodb_service",
     "mongodb_store",
+    "postgres_replica_service",
     "postgres_service",
     "postgres_store",
     "pytest_addoption",

@@ -19,11 +19,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from polystore.testing.services import ALLOW_SKIP_ENV, ServiceEndpoint, resolve_service
+from polystore.testing._replica import LocalPostgresReplicaSet
+from polystore.testing.services import (
+    ALLOW_SKIP_ENV,
+    ServiceEndpoint,
+    ServiceUnavailable,
+    resolve_service,
+)
 
 __all__ = [
     "ALLOW_SKIP_OPTION",
     "mongodb_service",
+    "postgres_replica_service",
     "postgres_service",
     "pytest_addoption",
     "pytest_configure",
@@ -111,3 +118,27 @@ def mongodb_service(request: pytest.FixtureRequest) -> Iterator[ServiceEndpoint]
 def redis_cluster_service(request: pytest.FixtureRequest) -> Iterator[ServiceEndpoint]:
     """A 3-master Redis Cluster; ``url`` is a seed node and, when local, ``nodes`` its servers."""
     yield from _serve(request, "redis_cluster")
+
+
+@pytest.fixture(scope="session")
+def postgres_replica_service(
+    request: pytest.FixtureRequest,
+) -> Iterator[LocalPostgresReplicaSet]:
+    """A private PostgreSQL primary with a streaming standby (a ``LocalPostgresReplicaSet``).
+
+    ``url`` is the primary's, ``standby_url`` the standby's, ``multi_host_url`` both with
+    ``target_session_attrs=read-write``; ``primary`` and ``standby`` are the two servers.
+    Tests that stop one must start it again; a test that promotes the standby needs a
+    ``LocalPostgresReplicaSet`` of its own.
+    """
+    try:
+        endpoint = LocalPostgresReplicaSet()
+    except ServiceUnavailable as exc:
+        if skip_allowed(request.config):
+            pytest.skip(str(exc))
+        raise
+    try:
+        endpoint.start()
+        yield endpoint
+    finally:
+        endpoint.close()
