@@ -9,6 +9,7 @@ import pytest
 
 from polystore.collections import TransactionCollection
 from polystore.errors import IdempotencyConflictError
+from polystore.idempotency import IDEMPOTENCY_PREFIX
 from polystore.models import Transaction
 from polystore.protocol import DataStore
 from polystore.testing.conformance._support import requires
@@ -88,3 +89,31 @@ class RecordTests:
         stored, created = await records.record(_payment("order-3"))
         assert created is False
         assert stored == posted
+
+    async def test_a_record_left_half_written_is_completed_by_its_repeat(
+        self, store: DataStore
+    ) -> None:
+        requires(store, Capabilities.CAS)
+        records = TransactionCollection(store, Transaction)
+        first = _payment("order-4")
+        # What a crash between the marker and the record leaves on a store without
+        # transactions (written here in the format of earlier versions: the key alone).
+        await store.save(IDEMPOTENCY_PREFIX + "order-4", first.id)
+        stored, created = await records.record(first)
+        assert created is True
+        assert stored == first
+        assert await records.get(first.id) == first
+        again, created_again = await records.record(_payment("order-4"))
+        assert (again, created_again) == (first, False)
+
+    async def test_a_marker_of_an_earlier_version_still_refuses_another_payload(
+        self, store: DataStore
+    ) -> None:
+        requires(store, Capabilities.CAS)
+        records = TransactionCollection(store, Transaction)
+        first = _payment("order-5", "42.10")
+        await records.record(first)
+        await store.save(IDEMPOTENCY_PREFIX + "order-5", first.id)  # the earlier format
+        with pytest.raises(IdempotencyConflictError) as caught:
+            await records.record(_payment("order-5", "19.99"))
+        assert caught.value.fields == ("amount",)
