@@ -19,6 +19,7 @@ from polystore.protocol import DataStore
 from polystore.replication.envelope import State, decode, encode
 from polystore.replication.quorum import gather_all
 from polystore.replication.resolvers import Resolver
+from polystore.replication.versions import VersionCache
 from polystore.types import Entry
 
 __all__ = ["MAX_MERGE_ATTEMPTS", "Merged", "merge_into", "merge_many", "state_of", "ttl_of"]
@@ -71,6 +72,7 @@ async def merge_into(
     now_ms: Callable[[], int],
     *,
     known: Entry | bool | None = False,
+    cache: VersionCache | None = None,
 ) -> Merged:
     """Merge ``incoming`` into what ``replica`` holds under ``key``.
 
@@ -83,16 +85,26 @@ async def merge_into(
         now_ms: Wall clock in epoch ms (to skip writing what has expired).
         known: The entry the replica was just read to hold, to save one read
             (``False``: not known, read it first).
+        cache: The versions this store saw, to write at once when the incoming state
+            supersedes what the replica held last time (:mod:`.versions`).
 
     Raises:
         StoreUnavailableError: The replica cannot be reached (or stayed contended).
         UnknownOutcomeError: The replica's write may or may not have been applied.
     """
+    if known is False and cache is not None:
+        fast = await _merge_on_cached_version(
+            replica, where, key, incoming, resolver, now_ms, cache
+        )
+        if fast is not None:
+            return fast
     entry = await replica.get_entry(key) if known is False else known
     assert not isinstance(entry, bool)
     first_previous: State | None = None
     for _ in range(MAX_MERGE_ATTEMPTS):
         current = state_of(entry, where, key)
+        if cache is not None and entry is not None:
+            cache.put(where, key, entry.version, current)
         if first_previous is None:
             first_previous = current
         joined = resolver.join((current, incoming))
@@ -103,16 +115,54 @@ async def merge_into(
             return Merged(first_previous, False)  # expired: nothing to keep
         try:
             if entry is None:
-                await replica.save(key, encode(joined), ttl=ttl, if_absent=True)
+                version = await replica.save(key, encode(joined), ttl=ttl, if_absent=True)
             else:
-                await replica.save(key, encode(joined), ttl=ttl, if_version=entry.version)
+                version = await replica.save(key, encode(joined), ttl=ttl, if_version=entry.version)
         except ConflictError:
             entry = await replica.get_entry(key)
             continue
+        except BaseException:
+            if cache is not None:
+                cache.forget(where, key)
+            raise
+        if cache is not None:
+            cache.put(where, key, version, joined)
         return Merged(first_previous, True)
     raise StoreUnavailableError(
         f"replica kept changing under {MAX_MERGE_ATTEMPTS} merges", backend=where, key=key
     )
+
+
+async def _merge_on_cached_version(
+    replica: DataStore,
+    where: str,
+    key: str,
+    incoming: State,
+    resolver: Resolver,
+    now_ms: Callable[[], int],
+    cache: VersionCache,
+) -> Merged | None:
+    """Write ``incoming`` with one compare-and-set on the version last seen, if it
+    supersedes everything seen there; ``None`` when the merge must read first."""
+    hit = cache.get(where, key)
+    if hit is None:
+        return None
+    version, seen = hit
+    if resolver.join((seen, incoming)) != incoming:
+        return None  # the replica holds something the incoming state does not cover
+    ttl = ttl_of(incoming, now_ms())
+    if ttl is not None and ttl <= 0:
+        return None
+    try:
+        new_version = await replica.save(key, encode(incoming), ttl=ttl, if_version=version)
+    except ConflictError:
+        cache.forget(where, key)  # changed since: read it
+        return None
+    except BaseException:
+        cache.forget(where, key)
+        raise
+    cache.put(where, key, new_version, incoming)
+    return Merged(seen, True)
 
 
 async def merge_many(
@@ -121,6 +171,7 @@ async def merge_many(
     states: Mapping[str, State],
     resolver: Resolver,
     now_ms: Callable[[], int],
+    cache: VersionCache | None = None,
 ) -> dict[str, Merged]:
     """Merge a batch into one replica, :data:`BATCH_CONCURRENCY` keys at a time; the
     first failure cancels the merges in flight and is raised."""
@@ -129,7 +180,8 @@ async def merge_many(
     for start in range(0, len(pending), BATCH_CONCURRENCY):
         chunk = pending[start : start + BATCH_CONCURRENCY]
         merged = await gather_all(
-            merge_into(replica, where, key, state, resolver, now_ms) for key, state in chunk
+            merge_into(replica, where, key, state, resolver, now_ms, cache=cache)
+            for key, state in chunk
         )
         results.update(zip((key for key, _ in chunk), merged, strict=True))
     return results

@@ -49,6 +49,7 @@ from polystore.replication.quorum import (
 from polystore.replication.repair import RepairReport, run_repair, scan_live
 from polystore.replication.replica import Merged, merge_into, merge_many, state_of
 from polystore.replication.resolvers import LastWriteWins, Resolution, Resolver, context_of
+from polystore.replication.versions import VersionCache
 from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Version
 
 __all__ = ["ReplicatedStore"]
@@ -74,8 +75,9 @@ class ReplicatedStore(BaseStore):
             followed by this node's clock (further ahead: refused and logged).
         tombstone_grace: Seconds a tombstone is kept before :meth:`repair` reaps it
             (once every replica holds it).
-        context_size: Keys whose last read or write is remembered as the implicit
-            context of the next write (vector clocks; see :mod:`.context`).
+        context_size: Keys whose last read or write is remembered: as the implicit
+            context of the next write (vector clocks; :mod:`.context`), and as the
+            version each replica holds, to write in one round trip (:mod:`.versions`).
         background_limit: Most replica calls left running after their call returned.
 
     Raises:
@@ -117,6 +119,7 @@ class ReplicatedStore(BaseStore):
             raise ConfigurationError("tombstone_grace must be >= 0")
         self.tombstone_grace = float(tombstone_grace)
         self.contexts = ContextCache(context_size)
+        self.versions = VersionCache(context_size)
         self.background = Background(background_limit)
         capabilities = _OFFERED
         for replica_name, replica in self.replicas.items():
@@ -156,6 +159,9 @@ class ReplicatedStore(BaseStore):
         )
         self._check_read(outcome, operation, key)
         states = {name: state_of(e, name, key) for name, e in outcome.results.items()}
+        for name, entry in outcome.results.items():
+            if entry is not None:
+                self.versions.put(name, key, entry.version, states[name])
         joined = self.resolver.join(states.values())
         self._observe(key, joined)
         for name, state in states.items():
@@ -298,7 +304,9 @@ class ReplicatedStore(BaseStore):
 
     async def _write(self, key: str, state: State, operation: str) -> dict[str, Merged]:
         calls = {
-            name: merge_into(replica, name, key, state, self.resolver, self.now_ms)
+            name: merge_into(
+                replica, name, key, state, self.resolver, self.now_ms, cache=self.versions
+            )
             for name, replica in self.replicas.items()
         }
         outcome = await fan_out(calls, self.write_quorum, self.background, f"{operation} {key!r}")
@@ -309,7 +317,7 @@ class ReplicatedStore(BaseStore):
         self, states: dict[str, State], operation: str
     ) -> dict[str, dict[str, Merged]]:
         calls = {
-            name: merge_many(replica, name, states, self.resolver, self.now_ms)
+            name: merge_many(replica, name, states, self.resolver, self.now_ms, self.versions)
             for name, replica in self.replicas.items()
         }
         what = f"{operation} of {len(states)} keys"
@@ -366,8 +374,9 @@ class ReplicatedStore(BaseStore):
         return merged
 
     def _repair_later(self, name: str, key: str, state: State, known: Entry | bool | None) -> None:
+        replica = self.replicas[name]
         work = merge_into(
-            self.replicas[name], name, key, state, self.resolver, self.now_ms, known=known
+            replica, name, key, state, self.resolver, self.now_ms, known=known, cache=self.versions
         )
         self.background.spawn(work, f"read repair of {key!r} on {name}")
 

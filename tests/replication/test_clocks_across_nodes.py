@@ -198,3 +198,47 @@ async def test_a_context_that_is_not_a_vector_clock_version_is_refused(
     store = ReplicatedStore(replicas, resolver=VectorClock(merge=_union))
     with pytest.raises(ValidationError, match="context"):
         await store.save("x", [1], context="0000000000000001-a")  # type: ignore[arg-type]
+
+
+class CountingStore:
+    """A replica that counts the reads a merge makes before writing."""
+
+    def __init__(self, store: DataStore) -> None:
+        self.store = store
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def get_entry(self, key: str) -> object:
+        self.reads += 1
+        return await self.store.get_entry(key)
+
+
+async def test_a_second_write_by_the_same_store_takes_one_round_trip_per_replica(
+    replicas: dict[str, DataStore],
+) -> None:
+    counted = {name: CountingStore(replica) for name, replica in replicas.items()}
+    store = ReplicatedStore(counted, node_id="a")  # type: ignore[arg-type]
+    await store.save("k", 1)
+    await store.aclose()
+    before = sum(c.reads for c in counted.values())
+
+    await store.save("k", 2)
+    await store.aclose()
+
+    assert sum(c.reads for c in counted.values()) == before  # no read: the version was known
+    assert await store.get("k") == 2
+
+
+async def test_a_write_on_a_version_changed_since_reads_and_keeps_the_other_write(
+    replicas: dict[str, DataStore],
+) -> None:
+    a = ReplicatedStore(replicas, node_id="a", resolver=VectorClock(merge=_union), write_quorum=3)
+    b = ReplicatedStore(replicas, node_id="b", resolver=VectorClock(merge=_union), write_quorum=3)
+    await a.save("cart", ["apple"])  # a remembers each replica's version
+    await b.save("cart", ["bread"])  # b never read it: a sibling, versions change
+
+    await a.save("cart", ["cheese"])  # supersedes a's own apple, not b's bread
+
+    assert await b.get("cart") == ["bread", "cheese"]
