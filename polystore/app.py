@@ -255,6 +255,18 @@ class Polystore:
             default_ttl=route.default_ttl,
         )
 
+    def _member_store(self, route: str, backend_name: str, namespace: str) -> DataStore:
+        """One backend's part of a sharded or replicated route: behind the backend's
+        breaker, and refused at once while an optional backend is down."""
+        store: DataStore = self._backends[backend_name].namespace(namespace)
+        breaker = self._breakers.get(backend_name)
+        if breaker is not None:
+            store = CircuitBreakerStore(store, breaker)
+        availability = self._availability.get(backend_name)
+        if availability is not None:
+            store = GatedStore(store, availability, route=route, requires=Capabilities.NONE)
+        return store
+
     def _check_routes(self) -> None:
         """Check the routes of optional backends that have opened since start-up."""
         for name, gated in self._gated.items():
@@ -273,11 +285,7 @@ class Polystore:
         ids = route.shards or ()
         shards: dict[str, DataStore] = {}
         for backend_name in ids:
-            shard: DataStore = self._backends[backend_name].namespace(namespace)
-            breaker = self._breakers.get(backend_name)
-            if breaker is not None:
-                shard = CircuitBreakerStore(shard, breaker)
-            shards[backend_name] = shard
+            shards[backend_name] = self._member_store(name, backend_name, namespace)
         map_store = self._backends[ids[0]].namespace(namespace + SHARD_MAP_SUFFIX)
         sharded = build_sharded_store(name, route, shards, map_store)
         store = self.plugins.wrap_store(sharded, name)
@@ -314,11 +322,7 @@ class Polystore:
         ids = route.replicas or ()
         replicas: dict[str, DataStore] = {}
         for backend_name in ids:
-            replica: DataStore = self._backends[backend_name].namespace(namespace)
-            breaker = self._breakers.get(backend_name)
-            if breaker is not None:
-                replica = CircuitBreakerStore(replica, breaker)
-            replicas[backend_name] = replica
+            replicas[backend_name] = self._member_store(name, backend_name, namespace)
         replicated = build_replicated_store(name, route, replicas)
         store = self.plugins.wrap_store(replicated, name)
         required = Capabilities.parse(route.requires or ())

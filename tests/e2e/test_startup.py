@@ -330,3 +330,16 @@ async def test_an_optional_backend_with_bad_settings_still_fails_start(
         await Polystore.from_config(config).start()
 
     assert "backends.docs.url" in str(raised.value)
+
+
+@pytest.mark.asyncio
+async def test_a_replicated_route_serves_with_an_optional_replica_down(
+    config: dict[str, Any], late_redis: LocalRedisServer
+) -> None:
+    config["backends"]["cache"].update(url=late_redis.url, required=False)
+    config["routes"] = {"carts": {"replicas": ["cache", "docs", "ledger"]}}
+    async with Polystore.from_config(config) as ps:
+        carts = ps.route("carts")
+        await carts.save("c1", {"items": 2})  # two of three replicas: the majority
+
+        assert await carts.get("c1") == {"items": 2}
