@@ -111,14 +111,14 @@ class BaseStore(ABC):
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _within(
+    def _within(
         self, operation: str, key: str | None, work: Awaitable[T], *, write: bool = False
-    ) -> T:
-        """Await ``work`` within the store's timeout (see :mod:`polystore.timeouts`)."""
+    ) -> Awaitable[T]:
+        """``work``, bounded by the store's timeout (see :mod:`polystore.timeouts`)."""
         bound = self.call_timeout
         if bound is None:
-            return await work
-        return await bound.run(operation, key, work, write=write)
+            return work
+        return bound.run(operation, key, work, write=write)
 
     async def _retried(self, read: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``read(*args)``, retried by the policy within what is left of the timeout."""

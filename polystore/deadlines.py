@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TypeVar
 
 __all__ = [
@@ -29,7 +29,9 @@ __all__ = [
     "DeadlineWatch",
     "budget",
     "current_deadline",
+    "end_budget",
     "remaining",
+    "start_budget",
     "step_deadline",
 ]
 
@@ -77,13 +79,12 @@ def remaining(default: float) -> float:
     return max(min(deadline - STEP_MARGIN - time.monotonic(), default), _MIN_SECONDS)
 
 
-@contextmanager
-def budget(timeout: float) -> Iterator[float]:
-    """Give the code inside ``timeout`` seconds, or what the enclosing budget has left if
-    that is less; yield the seconds granted.
+def start_budget(timeout: float) -> tuple[float, Token[float | None]]:
+    """Start a budget of ``timeout`` seconds (or what the enclosing budget has left, if
+    less); return the seconds granted and the token that :func:`end_budget` takes.
 
-    Only records the deadline: bounding the awaits is up to the caller (with
-    :meth:`DeadlineWatch.wait`) and to the steps that read :func:`remaining`.
+    The two halves of :func:`budget`, for hot paths where a context manager costs too
+    much; always pair them with ``try``/``finally``.
     """
     now = time.monotonic()
     deadline = now + timeout
@@ -92,11 +93,27 @@ def budget(timeout: float) -> Iterator[float]:
     if outer is not None and outer < deadline:
         deadline = outer
         granted = max(outer - now, 0.0)
-    token = _deadline.set(deadline)
+    return granted, _deadline.set(deadline)
+
+
+def end_budget(token: Token[float | None]) -> None:
+    """End the budget :func:`start_budget` started."""
+    _deadline.reset(token)
+
+
+@contextmanager
+def budget(timeout: float) -> Iterator[float]:
+    """Give the code inside ``timeout`` seconds, or what the enclosing budget has left if
+    that is less; yield the seconds granted.
+
+    Only records the deadline: bounding the awaits is up to the caller (with
+    :meth:`DeadlineWatch.wait`) and to the steps that read :func:`remaining`.
+    """
+    granted, token = start_budget(timeout)
     try:
         yield granted
     finally:
-        _deadline.reset(token)
+        end_budget(token)
 
 
 class DeadlineWatch:
@@ -105,14 +122,20 @@ class DeadlineWatch:
     Use one instance per pool (or per loop); it is not thread-safe, like asyncio itself.
     Cancelling a waiting task from outside still cancels it: only the watch's own
     cancellations become :class:`TimeoutError` (as with ``asyncio.timeout``).
+
+    The timer is left armed when a wait ends early: successive waits of one timeout have
+    ever later deadlines, so they find it set for an earlier moment and add nothing;
+    when it fires it cancels what is overdue and is set again for the earliest wait
+    still running, if any.
     """
 
-    __slots__ = ("_expired", "_timer", "_waiting")
+    __slots__ = ("_expired", "_loop", "_timer", "_waiting")
 
     def __init__(self) -> None:
         self._waiting: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def waiting(self) -> int:
@@ -128,14 +151,15 @@ class DeadlineWatch:
         task = asyncio.current_task()
         if task is None or sys.version_info < (3, 11):  # pragma: no cover - no uncancel()
             return await asyncio.wait_for(awaitable, timeout)
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         deadline = loop.time() + timeout
         cancelling = task.cancelling()
         self._waiting[task] = deadline
         timer = self._timer
-        if timer is None or deadline < timer.when():
+        if timer is None or deadline < timer.when() or loop is not self._loop:
             if timer is not None:
                 timer.cancel()
+            self._loop = loop
             self._timer = loop.call_at(deadline, self._expire, loop)
         try:
             result = await awaitable
@@ -149,10 +173,8 @@ class DeadlineWatch:
             return result
         finally:
             self._waiting.pop(task, None)
-            self._expired.discard(task)
-            if not self._waiting and self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._expired:
+                self._expired.discard(task)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
-from polystore.deadlines import DeadlineWatch, budget
+from polystore.deadlines import DeadlineWatch, end_budget, start_budget
 from polystore.errors import StoreError, StoreTimeoutError, UnknownOutcomeError
 
 __all__ = ["CallTimeout"]
@@ -74,13 +74,15 @@ class CallTimeout:
             StoreTimeoutError: A read did not finish in time.
             UnknownOutcomeError: A write did not finish in time.
         """
-        with budget(self.timeout) as seconds:
-            try:
-                return await self._watch.wait(work, seconds)
-            except StoreError:
-                raise
-            except TimeoutError:
-                raise self.error(operation, key, write=write) from None
+        seconds, token = start_budget(self.timeout)
+        try:
+            return await self._watch.wait(work, seconds)
+        except StoreError:
+            raise
+        except TimeoutError:
+            raise self.error(operation, key, write=write) from None
+        finally:
+            end_budget(token)
 
     async def scan(self, keys: AsyncIterator[str], operation: str = "scan") -> AsyncIterator[str]:
         """Yield ``keys``, each one (the first included) within the timeout."""

@@ -23,7 +23,32 @@ async def test_a_wait_that_finishes_in_time_returns_its_result() -> None:
     loop.call_later(0.01, future.set_result, "done")
     assert await watch.wait(future, 5.0) == "done"
     assert watch.waiting == 0
+
+
+async def test_later_waits_reuse_the_timer_an_earlier_wait_left_armed() -> None:
+    watch = DeadlineWatch()
+    loop = asyncio.get_running_loop()
+    first: asyncio.Future[int] = loop.create_future()
+    first.set_result(1)
+    await watch.wait(first, 5.0)
+    timer = watch._timer
+    assert timer is not None
+    second: asyncio.Future[int] = loop.create_future()
+    second.set_result(2)
+    assert await watch.wait(second, 5.0) == 2
+    assert watch._timer is timer  # a later deadline needs no timer of its own
+
+
+async def test_a_timer_left_armed_fires_cancels_nothing_and_disarms() -> None:
+    watch = DeadlineWatch()
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    done.set_result(1)
+    await watch.wait(done, 0.02)
+    await asyncio.sleep(0.1)
     assert watch._timer is None
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
 
 
 async def test_an_overdue_wait_raises_timeout_and_cancels_what_it_awaited() -> None:
@@ -78,7 +103,7 @@ async def test_each_waiter_times_out_at_its_own_deadline() -> None:
         assert outcome == expected[0], index
         assert expected[1] - 0.01 <= elapsed < expected[2], (index, elapsed)
     assert watch.waiting == 0
-    assert watch._timer is None
+    assert not watch._expired
 
 
 async def test_one_timer_serves_every_waiter() -> None:
@@ -94,4 +119,4 @@ async def test_one_timer_serves_every_waiter() -> None:
         future.set_result(index)
     assert await asyncio.gather(*tasks) == list(range(50))
     assert watch.waiting == 0
-    assert watch._timer is None
+    assert not watch._expired
