@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class ShardedSection:
 
     where: str = ""
     rates: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """Client CPU time per op in microseconds, per round (the first is the warm-up)."""
 
     def ratio(self, workload: str, top: str, bottom: str) -> float:
         """Median of the per-round ratios ``top / bottom``."""
@@ -78,19 +81,47 @@ class ShardedSection:
                     f"{self.ratio(workload, '4 shards', '1 shard'):.2f}",
                 ]
             )
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        out = [f"### sharded — {self.where}", ""]
-        for index, row in enumerate([header, *rows]):
-            out.append(
-                "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        out = [f"### sharded — {self.where}", "", *_table(header, rows), ""]
+        out += [
+            "Client CPU time per op in µs (median; less sensitive to a busy machine than "
+            "ops/s), and bare / target (the overhead target is >= 0.95):",
+            "",
+        ]
+        cpu_rows = []
+        for workload, per_target in self.cpu.items():
+            medians = {n: statistics.median(t[1:] or t) for n, t in per_target.items()}
+            cpu_rows.append(
+                [
+                    workload,
+                    *(f"{medians[n]:.1f}" for n in names),
+                    *(
+                        f"{medians[BARE] / medians[n]:.3f}{_mark(medians[BARE] / medians[n])}"
+                        for n in ("1 shard", MAPPED)
+                    ),
+                ]
             )
-            if index == 0:
-                out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        return [*out, ""]
+        cpu_header = ["workload", *names, "bare / 1 shard", "bare / stored map"]
+        return [*out, *_table(cpu_header, cpu_rows), ""]
 
     def as_json(self) -> dict[str, Any]:
         """Every figure."""
-        return {"backend": SHARDED, "status": "", "where": self.where, "rates": self.rates}
+        return {
+            "backend": SHARDED,
+            "status": "",
+            "where": self.where,
+            "rates": self.rates,
+            "cpu_us_per_op": self.cpu,
+        }
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = []
+    for index, row in enumerate([header, *rows]):
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if index == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return out
 
 
 def _mark(ratio: float) -> str:
@@ -138,8 +169,18 @@ async def run_sharded(
                 async def prepare(name: str, s: Sizes, workload: Workload = workload) -> None:
                     await workload.prepare(ops[name], s, spaces[name])
 
-                async def measured(name: str, s: Sizes, workload: Workload = workload) -> int:
-                    return await workload.run(ops[name], s, spaces[name])
+                cpu = section.cpu.setdefault(workload.name, {})
+
+                async def measured(
+                    name: str,
+                    s: Sizes,
+                    workload: Workload = workload,
+                    cpu: dict[str, list[float]] = cpu,
+                ) -> int:
+                    started = time.process_time()
+                    count = await workload.run(ops[name], s, spaces[name])
+                    cpu.setdefault(name, []).append((time.process_time() - started) / count * 1e6)
+                    return count
 
                 section.rates[workload.name] = await interleave(
                     list(targets), prepare, measured, sizes, rounds, seconds

@@ -193,6 +193,7 @@ def test_sharded_smoke_measures_every_target_on_every_workload(tmp_path: Path) -
         assert set(rates) == {"bare", "1 shard", "2 shards", "4 shards", "1 shard, stored map"}
         assert all(rate > 0 for rounds in rates.values() for rate in rounds), workload
     assert "1 shard / bare" in report["stdout"]
+    assert set(found["cpu_us_per_op"]) == set(found["rates"])
 
 
 def test_replicated_smoke_measures_both_targets_on_every_workload_but_cas(
