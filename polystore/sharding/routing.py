@@ -102,8 +102,12 @@ class ShardRouting:
         return self._map
 
     async def _maybe_refresh(self) -> None:
-        if self._refresh_at <= time.monotonic():
-            await self.refresh()
+        """Re-read the map if it is due; concurrent callers wait for one read."""
+        if self._refresh_at <= time.monotonic() and self.topology is not None:
+            async with self._refresh_lock:
+                if self._refresh_at <= time.monotonic():  # not re-read while we waited
+                    self._apply(await self.topology.load(ShardMap(self.target)))
+                    self._refresh_at = time.monotonic() + self.topology.refresh_interval
 
     @property
     def shard_map(self) -> ShardMap:

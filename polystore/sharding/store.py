@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from time import monotonic
 
 from polystore.base import check_write_flags
 from polystore.protocol import DataStore, DataStoreTransaction
@@ -59,7 +60,7 @@ class ShardedStore(ShardRouting):
 
     async def get(self, key: str) -> JSONValue | None:
         """Return the value stored under ``key``, or ``None``."""
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -72,7 +73,7 @@ class ShardedStore(ShardRouting):
 
     async def get_entry(self, key: str) -> Entry | None:
         """Return value, version and expiry of ``key``, or ``None``."""
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -88,7 +89,7 @@ class ShardedStore(ShardRouting):
 
     async def exists(self, key: str) -> bool:
         """Return whether ``key`` holds a live entry."""
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -112,7 +113,7 @@ class ShardedStore(ShardRouting):
         During a migration a conditional write first moves the key to its new owner; a
         version read before that move no longer matches (``ConflictError``: re-read).
         """
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -131,7 +132,7 @@ class ShardedStore(ShardRouting):
 
     async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
         """Delete ``key`` (from its previous shard too, during a migration)."""
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -153,7 +154,7 @@ class ShardedStore(ShardRouting):
 
     async def get_many(self, keys: Sequence[str]) -> list[JSONValue | None]:
         """Return the values of ``keys`` in the same order; shards are asked concurrently."""
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -187,7 +188,7 @@ class ShardedStore(ShardRouting):
         Every key and value is checked before any shard is written, so a bad one leaves
         every shard untouched.
         """
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
@@ -216,7 +217,7 @@ class ShardedStore(ShardRouting):
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete several keys; return how many existed (summed over the shards)."""
-        if self.topology is not None:
+        if self._refresh_at <= monotonic():
             await self._maybe_refresh()
         single = self._single
         if single is not None:
