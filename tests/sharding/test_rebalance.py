@@ -19,8 +19,15 @@ import pytest_asyncio
 from polystore_redis import RedisBackend, RedisSettings
 
 from polystore.backends.sqlite import SqliteBackend, SqliteSettings
+from polystore.errors import CrossShardError
 from polystore.protocol import DataStore
-from polystore.sharding import HashShardStrategy, RebalanceReport, ShardedStore, TopologyRecord
+from polystore.sharding import (
+    HashShardStrategy,
+    RangeShardStrategy,
+    RebalanceReport,
+    ShardedStore,
+    TopologyRecord,
+)
 from polystore.testing.services import ServiceEndpoint
 from polystore.types import JSONValue
 
@@ -214,3 +221,30 @@ async def test_a_rebalance_killed_midway_completes_when_run_again(
     await assert_only_on_owner(resumed, dict(values))
     again = await resumed.rebalance()
     assert again.moved == 0
+
+
+async def test_a_cross_shard_transaction_on_real_servers_writes_nothing(
+    redis: RedisBackend, tmp_path: Path
+) -> None:
+    async with SqliteBackend(SqliteSettings(path=str(tmp_path / "tx.db"))) as sqlite:
+        shards: dict[str, DataStore] = {
+            "redis": redis.namespace(f"tx-{uuid.uuid4().hex[:8]}"),
+            "sqlite": sqlite.namespace("tx"),
+        }
+        store = ShardedStore(
+            shards, RangeShardStrategy([(None, "m", "redis"), ("m", None, "sqlite")])
+        )
+        await store.save("a", "before")
+
+        with pytest.raises(CrossShardError):
+            await _write_across_shards(store)
+
+        assert await shards["redis"].get_many(["a", "b", "z"]) == ["before", None, None]
+        assert await shards["sqlite"].get_many(["a", "b", "z"]) == [None, None, None]
+
+
+async def _write_across_shards(store: ShardedStore) -> None:
+    async with store.transaction() as tx:
+        await tx.save("a", "during")
+        await tx.save("b", "during")
+        await tx.save("z", "on the other shard")
