@@ -16,9 +16,8 @@ never values: about 200 bytes per key and replica, for at most ``size`` keys per
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import replace
 
-from polystore.replication.envelope import State
+from polystore.replication.envelope import Sibling, State
 from polystore.types import Version
 
 __all__ = ["VersionCache"]
@@ -43,7 +42,14 @@ class VersionCache:
         if not self.size:
             return
         slot = (replica, key)
-        self._seen[slot] = (version, tuple(replace(s, value=None) for s in state))
+        known = self._seen.get(slot)
+        if known is not None and known[0] == version:
+            self._seen.move_to_end(slot)
+            return
+        self._seen[slot] = (
+            version,
+            tuple(Sibling(s.stamp, None, s.deleted, s.expires_ms, s.clock) for s in state),
+        )
         self._seen.move_to_end(slot)
         while len(self._seen) > self.size:
             self._seen.popitem(last=False)
