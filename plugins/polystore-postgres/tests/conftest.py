@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from polystore.testing.fixtures import postgres_service
+from polystore.testing.fixtures import postgres_replica_service, postgres_service
 
-__all__ = ["postgres_service"]
+__all__ = ["postgres_replica_service", "postgres_service"]

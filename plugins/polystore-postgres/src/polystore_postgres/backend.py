@@ -26,6 +26,7 @@ from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect, map_err
 from polystore_postgres.schema import ensure_schema, list_tables
 from polystore_postgres.settings import PostgresSettings
 from polystore_postgres.sql import TableSQL
+from polystore_postgres.standbys import Standbys
 from polystore_postgres.store import PostgreSQLStore
 
 __all__ = ["CAPABILITIES", "PostgresBackend"]
@@ -82,6 +83,10 @@ class PostgresBackend(BaseBackend):
         self._checked_out = 0
         self._acquire_waits = DeadlineWatch()
         self._pool_limit = self.settings.max_pool_size
+        # Only a backend with standbys pays for them: its stores test this for None.
+        self.standbys: Standbys | None = (
+            Standbys(self.settings, name) if self.settings.replica_urls else None
+        )
 
     def __repr__(self) -> str:
         return (
@@ -113,6 +118,12 @@ class PostgresBackend(BaseBackend):
                 # The first connect parses the DSN.
                 raise self._invalid_settings(exc) from None
             raise
+        if self.standbys is not None:
+            try:
+                with map_errors(self.name, "open", secrets=self.secrets):
+                    await self.standbys.open()
+            except (ValueError, TypeError) as exc:
+                raise self._invalid_settings(exc) from None
         self._ready_pool = self._pool
         if self.settings.reap_interval is not None:
             self._reaper = asyncio.get_running_loop().create_task(
@@ -179,6 +190,8 @@ class PostgresBackend(BaseBackend):
         if self._owns_pool and self._pool is not None:
             pool, self._pool = self._pool, None
             await self._close_pool(pool)
+        if self.standbys is not None:
+            await self.standbys.close()
 
     async def _close_pool(self, pool: Any) -> None:
         try:

@@ -50,6 +50,10 @@ class Call:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.write and exc is None:
+            standbys = self.store.backend.standbys
+            if standbys is not None:
+                await standbys.note_write(self.conn, self.remaining())
         await self.store.backend.release(self.conn, discard=connection_suspect(exc))
         if isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, PolystoreError):
             raise self.store.error(exc, self.operation, self.key, write_sent=self.write) from exc

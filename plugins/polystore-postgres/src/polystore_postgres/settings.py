@@ -61,6 +61,16 @@ class PostgresSettings(BaseModel):
             write speed (every write re-indexes the document), so namespaces that are
             never queried do not pay for it under ``"auto"``.
         max_value_bytes: Largest encoded value accepted.
+        replica_urls: DSNs of streaming standbys of the primary, for reads (see
+            ``read_from``); ``host``/``port`` parts apply to the primary only, the other
+            parts and the TLS options to every server.
+        read_from: ``"primary"`` reads on the primary (standbys answer only while it
+            cannot be reached); ``"replica"`` reads on the standbys whenever they are
+            fresh enough, else on the primary.
+        read_your_writes: A standby answers only once it has replayed this process's
+            latest write (costs one short query per write); ``False`` accepts stale reads.
+        max_replica_lag: Seconds a standby may be behind the primary and still answer;
+            ``None`` for no bound beyond ``read_your_writes``.
     """
 
     # Validation errors would otherwise quote the raw input, password included.
@@ -96,6 +106,10 @@ class PostgresSettings(BaseModel):
     batch_rows: int = Field(default=5000, ge=1, le=100_000)
     query_index: Literal["auto", "eager", "off"] = "auto"
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
+    replica_urls: tuple[SecretStr, ...] = ()
+    read_from: Literal["primary", "replica"] = "primary"
+    read_your_writes: bool = True
+    max_replica_lag: float | None = Field(default=None, gt=0, le=86400)
 
     @field_validator("url")
     @classmethod
@@ -113,6 +127,16 @@ class PostgresSettings(BaseModel):
             raise ValueError(f"{problem}; got {redact_url(url.get_secret_value())!r}")
         return url
 
+    @field_validator("replica_urls")
+    @classmethod
+    def _replica_urls_are_usable(cls, urls: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for url in urls:
+            text = url.get_secret_value()
+            problem = userinfo_problem(text) or dsn_problem(text)
+            if problem is not None:
+                raise ValueError(f"replica_urls: {problem}; got {redact_url(text)!r}")
+        return urls
+
     @field_validator("db_schema")
     @classmethod
     def _schema_is_an_identifier(cls, value: str) -> str:
@@ -122,6 +146,8 @@ class PostgresSettings(BaseModel):
     def _pool_bounds(self) -> PostgresSettings:
         if self.min_pool_size > self.max_pool_size:
             raise ValueError("min_pool_size must not exceed max_pool_size")
+        if self.read_from == "replica" and not self.replica_urls:
+            raise ValueError('read_from = "replica" needs replica_urls')
         return self
 
     def __repr_args__(self) -> Any:
@@ -129,6 +155,8 @@ class PostgresSettings(BaseModel):
         for name, value in super().__repr_args__():
             if name == "url" and value is not None:
                 yield name, self.display_url
+            elif name == "replica_urls":
+                yield name, tuple(redact_url(url.get_secret_value()) for url in value)
             else:
                 yield name, value
 
@@ -166,8 +194,9 @@ class PostgresSettings(BaseModel):
             found.append(self.password.get_secret_value())
         if self.sslpassword is not None and self.sslpassword.get_secret_value():
             found.append(self.sslpassword.get_secret_value())
-        if self.url is not None:
-            found.extend(url_secrets(self.url.get_secret_value()))
+        for url in (self.url, *self.replica_urls):
+            if url is not None:
+                found.extend(url_secrets(url.get_secret_value()))
         return tuple(found)
 
     def connect_kwargs(self) -> dict[str, Any]:
@@ -190,6 +219,16 @@ class PostgresSettings(BaseModel):
             kwargs["password"] = self.password.get_secret_value()
         return kwargs
 
+    def standby_connect_kwargs(self, url: SecretStr) -> dict[str, Any]:
+        """Keyword arguments for connecting to the standby at ``url`` (one of
+        ``replica_urls``): the primary's, with the standby's DSN and without the
+        ``host``/``port`` parts."""
+        kwargs = self.connect_kwargs()
+        kwargs["dsn"] = self._with_tls(url.get_secret_value())
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        return kwargs
+
     def server_settings(self) -> dict[str, str]:
         """Session settings sent at connection start-up."""
         settings = {"application_name": self.application_name}
@@ -198,7 +237,10 @@ class PostgresSettings(BaseModel):
         return settings
 
     def _dsn(self) -> str:
-        dsn = self.url.get_secret_value() if self.url is not None else "postgresql://"
+        return self._with_tls(self.url.get_secret_value() if self.url is not None else None)
+
+    def _with_tls(self, url: str | None) -> str:
+        dsn = url if url is not None else "postgresql://"
         tls = {
             "sslmode": self.sslmode,
             "sslrootcert": self.sslrootcert,

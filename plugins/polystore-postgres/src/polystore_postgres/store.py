@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from polystore.base import BaseStore, new_versions
+from polystore.deadlines import remaining
 from polystore.errors import StoreError, UnsupportedOperationError
 from polystore.protocol import DataStoreTransaction
 from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
@@ -72,6 +73,7 @@ class PostgreSQLStore(BaseStore):
         self._index_ready = settings.query_index == "off"
         self._index_task: asyncio.Task[None] | None = None
         self._index_retry_at = 0.0
+        self._standbys = backend.standbys
 
     @property
     def query_index_ready(self) -> bool:
@@ -104,6 +106,10 @@ class PostgreSQLStore(BaseStore):
     def _call(self, operation: str, key: str | None = None, *, write: bool = False) -> Call:
         return Call(self, operation, key, write)
 
+    def primary_call(self, operation: str, key: str | None = None) -> Call:
+        """A read call on the primary (for :class:`~polystore_postgres.standbys.Standbys`)."""
+        return Call(self, operation, key, False)
+
     async def prepare(self) -> TableSQL:
         """Create the namespace table if needed (under an advisory lock); idempotent."""
         if self._sql is not None:
@@ -120,6 +126,8 @@ class PostgreSQLStore(BaseStore):
                         self.namespace,
                         query_index=settings.query_index == "eager",
                     )
+                    if self._standbys is not None:  # reads wait for the table's creation
+                        await self._standbys.note_write(call.conn, call.remaining())
                 self._sql = TableSQL(settings.db_schema, table)
         return self._sql
 
@@ -136,17 +144,31 @@ class PostgreSQLStore(BaseStore):
 
     async def _get(self, key: str) -> JSONValue | None:
         sql = self._sql or await self.prepare()
+        if self._standbys is not None:
+            row = await self._standbys.read(
+                self, "get", key, lambda conn, t: conn.fetchrow(sql.get_value, key, timeout=t)
+            )
+            return None if row is None else _loads(row[0])
         async with self._call("get", key) as call:
             row = await call.conn.fetchrow(sql.get_value, key, timeout=call.remaining())
         return None if row is None else _loads(row[0])
 
     async def _get_entry(self, key: str) -> Entry | None:
         sql = self._sql or await self.prepare()
+        if self._standbys is not None:
+            return await self._standbys.read(
+                self, "get", key, lambda conn, t: ops.read_entry(conn, sql, key, t)
+            )
         async with self._call("get", key) as call:
             return await ops.read_entry(call.conn, sql, key, call.remaining())
 
     async def _exists(self, key: str) -> bool:
         sql = self._sql or await self.prepare()
+        if self._standbys is not None:
+            found = await self._standbys.read(
+                self, "exists", key, lambda conn, t: conn.fetchval(sql.exists, key, timeout=t)
+            )
+            return found is not None
         async with self._call("exists", key) as call:
             found = await call.conn.fetchval(sql.exists, key, timeout=call.remaining())
         return found is not None
@@ -156,13 +178,23 @@ class PostgreSQLStore(BaseStore):
         unique = list(dict.fromkeys(keys))
         size = self.backend.settings.batch_rows
         found: dict[str, JSONValue] = {}
-        async with self._call("get_many") as call:
+
+        async def read(conn: Any, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
             for start in range(0, len(unique), size):
-                rows = await call.conn.fetch(
-                    sql.get_many, unique[start : start + size], timeout=call.remaining()
+                rows = await conn.fetch(
+                    sql.get_many,
+                    unique[start : start + size],
+                    timeout=max(deadline - time.monotonic(), 0.001),
                 )
                 for row in rows:
                     found[row[0]] = _loads(row[1])
+
+        if self._standbys is not None:
+            await self._standbys.read(self, "get_many", None, read)
+        else:
+            async with self._call("get_many") as call:
+                await read(call.conn, call.remaining())
         return [found.get(key) for key in keys]
 
     # -- writes ---------------------------------------------------------------------------
@@ -238,11 +270,11 @@ class PostgreSQLStore(BaseStore):
             async with self._call(operation, write=True) as call:
                 yield call
             return
-        async with (
-            self._call(operation, write=False) as call,
-            transaction_scope(self, call.conn, operation, "read_committed"),
-        ):
-            yield call
+        async with self._call(operation, write=False) as call:
+            async with transaction_scope(self, call.conn, operation, "read_committed"):
+                yield call
+            if self._standbys is not None:
+                await self._standbys.note_write(call.conn, call.remaining())
 
     # -- scan and find --------------------------------------------------------------------
 
@@ -310,6 +342,10 @@ class PostgreSQLStore(BaseStore):
         self, operation: str, statement: str, *args: Any, retry: bool = True
     ) -> list[Any]:
         async def fetch() -> list[Any]:
+            if self._standbys is not None:
+                return await self._standbys.read(
+                    self, operation, None, lambda conn, t: conn.fetch(statement, *args, timeout=t)
+                )
             async with self._call(operation) as call:
                 rows: list[Any] = await call.conn.fetch(statement, *args, timeout=call.remaining())
                 return rows
@@ -343,6 +379,8 @@ class PostgreSQLStore(BaseStore):
                 finally:
                     if task is not None:
                         self._tx_tasks.discard(task)
+            if self._standbys is not None:
+                await self._standbys.note_write(conn, remaining(self.timeout))
         except BaseException as exc:
             await self.backend.release(conn, discard=connection_suspect(exc))
             raise
