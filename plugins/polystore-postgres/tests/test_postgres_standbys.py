@@ -225,3 +225,64 @@ async def test_a_polystore_with_a_bad_standby_url_fails_with_a_configuration_err
     with pytest.raises(ConfigurationError, match="replica_urls") as raised:
         await polystore.start()
     assert ":pw@" not in str(raised.value)
+
+
+@pytest.mark.asyncio
+async def test_a_frozen_standby_costs_at_most_the_timeout_and_reads_come_from_the_primary(
+    app: Polystore, servers: LocalPostgresReplicaSet
+) -> None:
+    store = app.route("items")
+    await store.save("while-frozen", 1)
+    await asyncio.to_thread(servers.wait_caught_up)
+    await asyncio.to_thread(servers.standby.pause)
+    try:
+        started = time.monotonic()
+        value = await store.get("while-frozen")
+        elapsed = time.monotonic() - started
+    finally:
+        await asyncio.to_thread(servers.standby.resume)
+
+    assert value == 1
+    assert elapsed < TIMEOUT + SLACK
+
+
+async def _replay(standby_url: str, action: str) -> None:
+    conn = await asyncpg.connect(standby_url)
+    try:
+        await conn.execute(f"SELECT pg_wal_replay_{action}()")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.asyncio
+async def test_max_replica_lag_keeps_reads_off_a_standby_that_fell_behind(
+    servers: LocalPostgresReplicaSet,
+) -> None:
+    def settings(**lag: float) -> PostgresSettings:
+        return PostgresSettings(
+            url=servers.url,
+            replica_urls=[servers.standby_url],
+            read_from="replica",
+            read_your_writes=False,
+            reap_interval=None,
+            **lag,
+        )
+
+    namespace = f"lag{uuid.uuid4().hex[:10]}"
+    async with (
+        PostgresBackend(settings(max_replica_lag=0.5)) as bounded_backend,
+        PostgresBackend(settings()) as unbounded_backend,
+    ):
+        bounded = bounded_backend.namespace(namespace)
+        unbounded = unbounded_backend.namespace(namespace)
+        await bounded.save("k", "old")
+        await asyncio.to_thread(servers.wait_caught_up)
+        await _replay(servers.standby_url, "pause")
+        try:
+            await bounded.save("k", "new")
+            await asyncio.sleep(1.2)
+
+            assert await unbounded.get("k") == "old"  # stale: what read_your_writes=False allows
+            assert await bounded.get("k") == "new"  # the standby is too far behind
+        finally:
+            await _replay(servers.standby_url, "resume")
