@@ -22,7 +22,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from polystore.errors import PolystoreError, RouteRequirementError, StoreUnavailableError
+from polystore.errors import (
+    PluginError,
+    PolystoreError,
+    RouteRequirementError,
+    StoreUnavailableError,
+)
 from polystore.protocol import Backend, DataStore, DataStoreTransaction
 from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 
@@ -67,6 +72,8 @@ class BackendAvailability:
         self._max_retry = max_retry
         self._on_open = on_open
         self._task: asyncio.Task[None] | None = None
+        self._opening = False
+        self._closing = False
 
     def __repr__(self) -> str:
         state = "available" if self.available else f"down after {self.attempts} attempts"
@@ -80,10 +87,16 @@ class BackendAvailability:
             )
 
     async def aclose(self) -> None:
-        """Stop trying; returns once the background task has ended."""
+        """Stop trying; returns once the background task has ended.
+
+        An attempt in progress is let finish (within the backend's connect timeout) rather
+        than cancelled: a driver cancelled while connecting can leave a connection behind.
+        """
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            self._closing = True
+            if not self._opening:
+                task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
     def check(self, operation: str) -> None:
@@ -102,17 +115,31 @@ class BackendAvailability:
 
     async def _reopen(self) -> None:
         delay = self._first_retry
-        while True:
+        while not self._closing:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_retry)
             self.attempts += 1
+            self._opening = True
             try:
                 await self.backend.open()
             except PolystoreError as exc:
                 self.error = exc
                 logger.debug("optional backend %s is still unavailable: %s", self.name, exc)
                 continue
+            except Exception as exc:  # noqa: BLE001 - a defect of the plugin: retrying is futile
+                self.error = PluginError(
+                    f"opening failed with an unexpected {type(exc).__name__}; not retried",
+                    backend=self.name,
+                    operation="open",
+                )
+                # No traceback: a driver's message may quote a URL, password included.
+                logger.error("optional backend %s: %s", self.name, self.error.message)  # noqa: TRY400
+                return
+            finally:
+                self._opening = False
             break
+        if self._closing:
+            return
         self.available = True
         logger.info("optional backend %s is available (attempt %d)", self.name, self.attempts)
         if self._on_open is not None:

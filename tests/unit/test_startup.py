@@ -26,6 +26,10 @@ from polystore.types import Capabilities
 OUTAGES: dict[str, list[BaseException]] = {}
 """Errors the next open() of each backend raises, by backend name, in order."""
 BUILT: list[FlakyBackend] = []
+SLOW_OPENS: dict[str, asyncio.Event] = {}
+"""Backends whose next successful open() waits for the event; set while it waits."""
+OPENING: dict[str, asyncio.Event] = {}
+OPENED: list[str] = []
 
 
 class FlakySettings(BaseModel):
@@ -44,6 +48,11 @@ class FlakyBackend(MemoryBackend):
         failures = OUTAGES.get(self.name)
         if failures:
             raise failures.pop(0)
+        release = SLOW_OPENS.pop(self.name, None)
+        if release is not None:
+            OPENING.setdefault(self.name, asyncio.Event()).set()
+            await release.wait()
+        OPENED.append(self.name)
 
 
 class FlakyPlugin:
@@ -61,6 +70,9 @@ def _reset() -> Iterator[None]:
     yield
     OUTAGES.clear()
     BUILT.clear()
+    SLOW_OPENS.clear()
+    OPENING.clear()
+    OPENED.clear()
 
 
 def _app(*, optional: tuple[str, ...] = ()) -> Polystore:
@@ -157,3 +169,39 @@ async def test_closing_stops_the_background_reopen() -> None:
 
     assert _others() == set()
     assert all(backend._closed for backend in BUILT)
+
+
+@pytest.mark.asyncio
+async def test_closing_lets_an_open_in_progress_finish_instead_of_cancelling_it() -> None:
+    OUTAGES["second"] = [StoreUnavailableError("down")]
+    release = SLOW_OPENS["second"] = asyncio.Event()
+    OPENING["second"] = asyncio.Event()
+    ps = _app(optional=("second",))
+    await ps.start()
+    await asyncio.wait_for(OPENING["second"].wait(), 15)  # the background attempt runs
+
+    closing = asyncio.ensure_future(ps.aclose())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # it waits for the attempt
+    release.set()
+    await closing
+
+    assert OPENED.count("second") == 1  # completed, not cancelled half-way
+    assert all(backend._closed for backend in BUILT)
+    assert _others() == set()
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_exception_stops_the_background_reopen(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    OUTAGES["second"] = [StoreUnavailableError("down"), RuntimeError("bug")]
+    async with _app(optional=("second",)) as ps:
+
+        async def given_up() -> bool:
+            return "not retried" in caplog.text
+
+        assert await eventually(given_up, timeout=15)
+        with pytest.raises(StoreUnavailableError, match="unexpected RuntimeError"):
+            await ps.route("b").get("k")
+        assert OPENED.count("second") == 0
