@@ -101,3 +101,23 @@ def test_well_formed_urls_are_accepted(plugin: str, url: str) -> None:
 
     assert settings.url is not None
     assert settings.url.get_secret_value() == url
+
+
+@pytest.mark.asyncio
+async def test_an_option_pymongo_refuses_when_building_its_client_is_a_configuration_error() -> (
+    None
+):
+    url = f"mongodb://app:{SECRET}@127.0.0.1:27017/?appName=x"
+    ps = Polystore.from_config(
+        {
+            "backends": {"docs": {"plugin": "mongodb", "url": url, "app_name": "x" * 200}},
+            "routes": {"r": {"backend": "docs"}},
+        }
+    )
+
+    with pytest.raises(ConfigurationError) as raised:
+        await ps.start()
+
+    assert raised.value.backend == "docs"
+    assert "appname" in str(raised.value).lower()
+    assert SECRET not in str(raised.value)

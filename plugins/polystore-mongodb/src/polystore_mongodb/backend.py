@@ -195,7 +195,7 @@ class MongoBackend(BaseBackend):
         except (ValueError, TypeError) as exc:
             # Not chained: PyMongo's message may quote a URI option, secrets included.
             raise ConfigurationError(
-                f"url {self.settings.redacted_url!r} is not usable: "
+                f"PyMongo refuses the settings (url {self.settings.redacted_url!r}): "
                 f"{scrub_uri_message(str(exc), self.settings.url.get_secret_value())}",
                 backend=self.name,
                 operation="open",
