@@ -33,6 +33,7 @@ from polystore import (
 )
 from polystore.testing import eventually
 from polystore.testing.services import ServiceEndpoint
+from polystore.types import JSONValue
 
 pytestmark = pytest.mark.asyncio
 
@@ -345,14 +346,24 @@ async def test_run_transaction_re_runs_the_work_after_a_conflict(store: PostgreS
     assert runs > 5
 
 
+async def _prepared(url: str, rows: dict[str, JSONValue]) -> str:
+    """A new namespace holding ``rows``, made with the default timeout: creating a table
+    (and fsyncing it) on a busy machine may take longer than a test's short timeout."""
+    name = _name()
+    async with PostgresBackend(PostgresSettings(url=url, reap_interval=None)) as backend:
+        await backend.namespace(name).save_many(rows)
+    return name
+
+
 async def test_a_transaction_that_swallowed_a_failed_statement_is_rolled_back(
     conn: Any, url: str
 ) -> None:
     settings = PostgresSettings(url=url, timeout=0.3, reap_interval=None)
+    name = await _prepared(url, {"a": "before", "locked": "before"})
     async with PostgresBackend(settings) as backend:
-        store = backend.namespace(_name())
+        store = backend.namespace(name)
         assert isinstance(store, PostgreSQLStore)
-        await store.save_many({"a": "before", "locked": "before"})
+        await store.prepare()
         sql = store._sql
         assert sql is not None
         async with conn.transaction():
@@ -438,10 +449,11 @@ async def test_a_write_that_times_out_after_sending_has_an_unknown_outcome(
     conn: Any, url: str
 ) -> None:
     settings = PostgresSettings(url=url, timeout=0.3, reap_interval=None)
+    name = await _prepared(url, {"k": "before"})
     async with PostgresBackend(settings) as backend:
-        store = backend.namespace(_name())
+        store = backend.namespace(name)
         assert isinstance(store, PostgreSQLStore)
-        await store.save("k", "before")
+        await store.prepare()
         sql = store._sql
         assert sql is not None
         async with conn.transaction():
@@ -455,9 +467,9 @@ async def test_a_write_that_times_out_after_sending_has_an_unknown_outcome(
 
 async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(url: str) -> None:
     settings = PostgresSettings(url=url, max_pool_size=1, timeout=0.5, reap_interval=None)
+    name = await _prepared(url, {"k": 1})
     async with PostgresBackend(settings) as backend:
-        store = backend.namespace(_name())
-        await store.save("k", 1)
+        store = backend.namespace(name)
         async with store.transaction() as tx:  # holds the only connection
             assert await tx.get("k") == 1
             started = asyncio.get_running_loop().time()
