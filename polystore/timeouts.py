@@ -108,9 +108,12 @@ class CallTimeout:
         try:
             yield entered
         except BaseException as exc:
-            suppress = await self.run(
-                "transaction", None, scope.__aexit__(type(exc), exc, exc.__traceback__)
-            )
+            try:
+                suppress = await self.run(
+                    "rollback", None, scope.__aexit__(type(exc), exc, exc.__traceback__)
+                )
+            except StoreTimeoutError:
+                raise exc from None  # the body's error says more than the rollback's
             if not suppress:
                 raise
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -17,7 +18,9 @@ import pytest
 from polystore import (
     BaseBackend,
     BaseStore,
+    BaseTransaction,
     Capabilities,
+    DataStoreTransaction,
     Entry,
     Health,
     JSONValue,
@@ -39,8 +42,13 @@ class _Steps(BaseStore):
 
     def __init__(self, *, timeout: float | None, retry: RetryPolicy | None = None) -> None:
         super().__init__(
-            "steps/ns", Capabilities.SCAN | Capabilities.CAS, retry=retry, timeout=timeout
+            "steps/ns",
+            Capabilities.SCAN | Capabilities.CAS | Capabilities.TRANSACTIONS,
+            retry=retry,
+            timeout=timeout,
         )
+        self.begin_delay = 0.0
+        self.end_delay = 0.0
         self.delay = 0.0
         self.failures = 0
         self.attempts = 0
@@ -90,6 +98,33 @@ class _Steps(BaseStore):
 
     async def _health(self) -> Health:
         return Health(ok=True, backend=self.name, latency_ms=0.0)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[DataStoreTransaction]:
+        await asyncio.sleep(self.begin_delay)
+        try:
+            yield _NoTransaction(self)
+        finally:
+            await asyncio.sleep(self.end_delay)  # the commit, or the rollback
+
+
+class _NoTransaction(BaseTransaction):
+    async def _get_entry(self, key: str) -> Entry | None:
+        return None
+
+    async def _save(
+        self,
+        key: str,
+        value: JSONValue,
+        data: bytes,
+        ttl: float | None,
+        if_version: Version | None,
+        if_absent: bool,
+    ) -> Version:
+        return Version("v")
+
+    async def _delete(self, key: str, if_version: Version | None) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -242,3 +277,33 @@ async def test_a_health_check_that_does_not_finish_in_time_reports_unhealthy() -
     assert time.monotonic() - started < 0.2 + SLACK
     assert health.ok is False
     assert "0.2 s" in health.detail
+
+
+async def test_beginning_a_transaction_is_bounded_by_the_timeout() -> None:
+    store = _Steps(timeout=0.2)
+    store.begin_delay = 5.0
+    started = time.monotonic()
+    with pytest.raises(StoreTimeoutError):
+        async with store.transaction():
+            pass
+    assert time.monotonic() - started < 0.2 + SLACK
+
+
+async def test_a_commit_cut_short_has_an_unknown_outcome() -> None:
+    store = _Steps(timeout=0.2)
+    store.end_delay = 5.0
+    started = time.monotonic()
+    with pytest.raises(UnknownOutcomeError):
+        async with store.transaction() as tx:
+            await tx.save("k", 1)
+    assert time.monotonic() - started < 0.2 + SLACK
+
+
+async def test_a_rollback_cut_short_lets_the_bodys_error_through() -> None:
+    store = _Steps(timeout=0.2)
+    store.end_delay = 5.0
+    started = time.monotonic()
+    with pytest.raises(KeyError):
+        async with store.transaction():
+            raise KeyError("from the body")
+    assert time.monotonic() - started < 0.2 + SLACK
