@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from polystore_postgres import PostgresBackend, PostgresSettings
+from polystore_postgres.partitions import Partitioning
 
 from polystore import DataStore
 from polystore.testing import LocalPostgresReplicaSet, StoreConformance
@@ -41,6 +42,28 @@ class TestPostgresStoreReadingFromAStandby(StoreConformance):
             replica_urls=[postgres_replica_service.standby_url],
             read_from="replica",
             reap_interval=None,
+        )
+        async with PostgresBackend(settings) as backend:
+            yield backend
+
+    @pytest_asyncio.fixture
+    async def store(self, backend: PostgresBackend) -> DataStore:
+        return backend.namespace(f"t-{uuid.uuid4().hex[:12]}")
+
+    @pytest_asyncio.fixture
+    async def sibling_store(self, backend: PostgresBackend) -> DataStore:
+        return backend.namespace(f"s-{uuid.uuid4().hex[:12]}")
+
+
+class TestPostgresStoreOnAHashPartitionedTable(StoreConformance):
+    """Every behaviour holds on a table partitioned by hash of the key."""
+
+    @pytest_asyncio.fixture
+    async def backend(self, postgres_service: ServiceEndpoint) -> AsyncIterator[PostgresBackend]:
+        settings = PostgresSettings(
+            url=postgres_service.url,
+            reap_interval=None,
+            partitioning=Partitioning(by="hash", partitions=4),
         )
         async with PostgresBackend(settings) as backend:
             yield backend

@@ -139,6 +139,8 @@ def test_the_public_api_is_pinned() -> None:
 
     assert polystore_postgres.__all__ == [
         "CAPABILITIES",
+        "MaintenanceReport",
+        "Partitioning",
         "PostgreSQLStore",
         "PostgresBackend",
         "PostgresSettings",

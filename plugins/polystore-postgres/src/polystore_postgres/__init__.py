@@ -20,6 +20,7 @@ from polystore_postgres.errors import (
     PostgresUnknownOutcomeError,
     SerializationConflictError,
 )
+from polystore_postgres.partitions import MaintenanceReport, Partitioning
 from polystore_postgres.settings import PostgresSettings
 from polystore_postgres.store import PostgreSQLStore
 from polystore_postgres.transaction import PostgresTransaction
@@ -28,6 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CAPABILITIES",
+    "MaintenanceReport",
+    "Partitioning",
     "PostgreSQLStore",
     "PostgresBackend",
     "PostgresSettings",

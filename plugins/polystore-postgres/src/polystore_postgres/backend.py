@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Coroutine
@@ -23,6 +24,8 @@ from polystore.protocol import DataStore
 from polystore.retry import RetryPolicy
 from polystore.types import Capabilities, Health
 from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect, map_errors, scrub
+from polystore_postgres.naming import advisory_lock_key, quote_identifier
+from polystore_postgres.partitions import MaintenanceReport, maintain_table
 from polystore_postgres.schema import ensure_schema, list_tables
 from polystore_postgres.settings import PostgresSettings
 from polystore_postgres.sql import TableSQL
@@ -290,6 +293,44 @@ class PostgresBackend(BaseBackend):
         finally:
             await self.release(conn)
         return total
+
+    async def maintain(self, *, today: dt.date | None = None) -> MaintenanceReport:
+        """Create the month parts due and detach expired ones in every range-partitioned
+        namespace table of the schema (``polystore maintain`` runs this).
+
+        Args:
+            today: The current day (UTC when omitted).
+
+        Returns:
+            What was created and detached; empty when ``partitioning`` is not by range.
+        """
+        report = MaintenanceReport()
+        partitioning = self.settings.partitioning
+        if partitioning is None or partitioning.by != "range":
+            return report
+        day = today or dt.datetime.now(dt.timezone.utc).date()
+        schema = self.settings.db_schema
+        conn = await self._acquire_for("maintain")
+        try:
+            with map_errors(self.name, "maintain", secrets=self.secrets):
+                for table in await list_tables(conn, schema):
+                    kind = await conn.fetchval(
+                        "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = "
+                        "to_regclass($1)",
+                        f"{quote_identifier(schema)}.{quote_identifier(table)}",
+                    )
+                    if kind != "r":
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(
+                            "SELECT pg_advisory_xact_lock($1)", advisory_lock_key(schema)
+                        )
+                        done = await maintain_table(conn, schema, table, partitioning, day)
+                    report.created.extend(done.created)
+                    report.detached.extend(done.detached)
+        finally:
+            await self.release(conn)
+        return report
 
     async def _reap_forever(self, interval: float) -> None:
         while True:

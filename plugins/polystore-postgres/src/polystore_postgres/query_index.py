@@ -43,9 +43,15 @@ async def build_query_index(conn: Any, sql: TableSQL) -> bool:
             return True
         if state is False:  # left invalid by an interrupted build
             await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {sql.query_index}")
+        # A partitioned table cannot build an index concurrently; its parts are built
+        # one after the other, each locking writes of its own part only.
+        partitioned = await conn.fetchval(
+            "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass($1)", sql.qualified
+        )
         await conn.execute("SET statement_timeout = 0")
         try:
-            await conn.execute(query_index_ddl(sql.schema, sql.table, concurrently=True))
+            ddl = query_index_ddl(sql.schema, sql.table, concurrently=not partitioned)
+            await conn.execute(ddl)
         finally:
             await conn.execute("RESET statement_timeout")
         return bool(await query_index_state(conn, sql))

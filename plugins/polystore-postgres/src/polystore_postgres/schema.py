@@ -18,6 +18,7 @@ from typing import Any
 
 from polystore.errors import ConfigurationError
 from polystore_postgres.naming import advisory_lock_key, quote_identifier, table_for_namespace
+from polystore_postgres.partitions import Partitioning
 from polystore_postgres.sql import table_ddl
 
 __all__ = ["SCHEMA_VERSION", "ensure_namespace", "ensure_schema", "list_tables"]
@@ -81,7 +82,14 @@ async def _recorded_version(conn: Any, schema: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def ensure_namespace(conn: Any, schema: str, namespace: str, *, query_index: bool) -> str:
+async def ensure_namespace(
+    conn: Any,
+    schema: str,
+    namespace: str,
+    *,
+    query_index: bool,
+    partitioning: Partitioning | None = None,
+) -> str:
     """Create the table of ``namespace`` if needed and return its name.
 
     Raises:
@@ -96,7 +104,8 @@ async def ensure_namespace(conn: Any, schema: str, namespace: str, *, query_inde
     if not ready:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_key(schema))
-            for statement in table_ddl(schema, table, query_index=query_index):
+            ddl = table_ddl(schema, table, query_index=query_index, partitioning=partitioning)
+            for statement in ddl:
                 await conn.execute(statement)
             await conn.execute(
                 f"INSERT INTO {_namespaces(schema)} (namespace, table_name) VALUES ($1, $2) "

@@ -12,6 +12,7 @@ from polystore.redact import redact_url, url_secrets, userinfo_problem
 from polystore.retry import RetrySettings
 from polystore_postgres.dsn import dsn_problem
 from polystore_postgres.naming import check_identifier
+from polystore_postgres.partitions import Partitioning
 
 __all__ = ["Isolation", "PostgresSettings", "SslMode"]
 
@@ -71,6 +72,8 @@ class PostgresSettings(BaseModel):
             latest write (costs one short query per write); ``False`` accepts stale reads.
         max_replica_lag: Seconds a standby may be behind the primary and still answer;
             ``None`` for no bound beyond ``read_your_writes``.
+        partitioning: How new namespace tables are partitioned (see
+            :mod:`polystore_postgres.partitions`); ``None`` for plain tables.
     """
 
     # Validation errors would otherwise quote the raw input, password included.
@@ -110,6 +113,7 @@ class PostgresSettings(BaseModel):
     read_from: Literal["primary", "replica"] = "primary"
     read_your_writes: bool = True
     max_replica_lag: float | None = Field(default=None, gt=0, le=86400)
+    partitioning: Partitioning | None = None
 
     @field_validator("url")
     @classmethod

@@ -22,7 +22,10 @@ overwrites are HOT updates that touch no index at all.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from polystore_postgres.naming import check_identifier, quote_identifier
+from polystore_postgres.partitions import Partitioning, partition_ddl
 
 __all__ = ["DOCUMENT", "LIVE", "TableSQL", "query_index_ddl", "table_ddl"]
 
@@ -47,12 +50,27 @@ _SET = (
 _RENEW_CREATED = "created_at = CASE WHEN t.expires_at <= now() THEN now() ELSE t.created_at END"
 
 
-def table_ddl(schema: str, table: str, *, query_index: bool) -> list[str]:
+def table_ddl(
+    schema: str,
+    table: str,
+    *,
+    query_index: bool,
+    partitioning: Partitioning | None = None,
+    today: dt.date | None = None,
+) -> list[str]:
     """Statements creating one namespace table and its indexes (idempotent).
 
     With ``query_index`` the GIN index that serves ``find`` is created with the table;
-    otherwise it is built later, concurrently, on the namespace's first ``find``.
+    otherwise it is built later, concurrently, on the namespace's first ``find``. With
+    ``partitioning`` the table is partitioned and its first parts are created (the
+    months from ``today`` on, for range partitioning).
     """
+    clause = ""
+    parts: list[str] = []
+    if partitioning is not None:
+        clause, parts = partition_ddl(
+            schema, table, partitioning, today or dt.datetime.now(dt.timezone.utc).date()
+        )
     qualified = f"{quote_identifier(schema)}.{quote_identifier(table)}"
     statements = [
         f"""CREATE TABLE IF NOT EXISTS {qualified} (
@@ -63,7 +81,8 @@ def table_ddl(schema: str, table: str, *, query_index: bool) -> list[str]:
             shape smallint NOT NULL DEFAULT 0,
             created_at timestamptz NOT NULL DEFAULT now(),
             updated_at timestamptz NOT NULL DEFAULT now()
-        )""",
+        ){clause}""",
+        *parts,
         f"CREATE INDEX IF NOT EXISTS {quote_identifier(table + '_exp')} ON {qualified} "
         "(expires_at) WHERE expires_at IS NOT NULL",
         f"CREATE INDEX IF NOT EXISTS {quote_identifier(table + '_opq')} ON {qualified} "

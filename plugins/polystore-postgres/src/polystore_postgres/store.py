@@ -29,6 +29,7 @@ from polystore_postgres.errors import (
     connection_suspect,
     translate,
 )
+from polystore_postgres.partitions import check_range_key
 from polystore_postgres.query_index import build_query_index
 from polystore_postgres.schema import ensure_namespace
 from polystore_postgres.sql import TableSQL
@@ -74,6 +75,8 @@ class PostgreSQLStore(BaseStore):
         self._index_task: asyncio.Task[None] | None = None
         self._index_retry_at = 0.0
         self._standbys = backend.standbys
+        partitioning = settings.partitioning
+        self._month_keys = partitioning is not None and partitioning.by == "range"
 
     @property
     def query_index_ready(self) -> bool:
@@ -125,6 +128,7 @@ class PostgreSQLStore(BaseStore):
                         settings.db_schema,
                         self.namespace,
                         query_index=settings.query_index == "eager",
+                        partitioning=settings.partitioning,
                     )
                     if self._standbys is not None:  # reads wait for the table's creation
                         await self._standbys.note_write(call.conn, call.remaining())
@@ -178,9 +182,25 @@ class PostgreSQLStore(BaseStore):
         unique = list(dict.fromkeys(keys))
         size = self.backend.settings.batch_rows
         found: dict[str, JSONValue] = {}
+        if self._standbys is not None:
+            return await self._get_many_on_standby(sql, keys, unique, size)
+        async with self._call("get_many") as call:
+            for start in range(0, len(unique), size):
+                rows = await call.conn.fetch(
+                    sql.get_many, unique[start : start + size], timeout=call.remaining()
+                )
+                for row in rows:
+                    found[row[0]] = _loads(row[1])
+        return [found.get(key) for key in keys]
+
+    async def _get_many_on_standby(
+        self, sql: TableSQL, keys: list[str], unique: list[str], size: int
+    ) -> list[JSONValue | None]:
+        found: dict[str, JSONValue] = {}
 
         async def read(conn: Any, timeout: float) -> None:
             deadline = time.monotonic() + timeout
+            found.clear()  # a standby that failed part-way may have filled some
             for start in range(0, len(unique), size):
                 rows = await conn.fetch(
                     sql.get_many,
@@ -190,11 +210,8 @@ class PostgreSQLStore(BaseStore):
                 for row in rows:
                     found[row[0]] = _loads(row[1])
 
-        if self._standbys is not None:
-            await self._standbys.read(self, "get_many", None, read)
-        else:
-            async with self._call("get_many") as call:
-                await read(call.conn, call.remaining())
+        assert self._standbys is not None
+        await self._standbys.read(self, "get_many", None, read)
         return [found.get(key) for key in keys]
 
     # -- writes ---------------------------------------------------------------------------
@@ -209,6 +226,8 @@ class PostgreSQLStore(BaseStore):
         if_absent: bool,
     ) -> Version:
         self._check_not_in_transaction("save")
+        if self._month_keys:
+            check_range_key(key, self.name)
         sql = self._sql or await self.prepare()
         async with self._call("save", key, write=True) as call:
             return await ops.write(
@@ -225,6 +244,9 @@ class PostgreSQLStore(BaseStore):
         self, items: list[tuple[str, JSONValue, bytes]], ttl: float | None
     ) -> list[Version]:
         self._check_not_in_transaction("save_many")
+        if self._month_keys:
+            for key, _, _ in items:
+                check_range_key(key, self.name)
         sql = self._sql or await self.prepare()
         count = len(items)
         versions = new_versions(count)
