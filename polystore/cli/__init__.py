@@ -1,5 +1,5 @@
 """The ``polystore`` command: ``plugins``, ``check``, ``demo``, ``bench``, ``rebalance``,
-``repair``.
+``repair``, ``maintain``.
 
 Each subcommand lives in a module of its own and registers itself with
 :func:`polystore.cli._group.command`; a new one is a module imported below::
@@ -31,7 +31,18 @@ yields is callable as ``bar(done, total)`` and has ``advance(n)`` and ``update(.
 
 from __future__ import annotations
 
-from polystore.cli import bench, check, demo, info, rebalance, repair
+from polystore.cli import bench, check, demo, info, maintain, rebalance, repair
 from polystore.cli._group import cli, command, main
 
-__all__ = ["bench", "check", "cli", "command", "demo", "info", "main", "rebalance", "repair"]
+__all__ = [
+    "bench",
+    "check",
+    "cli",
+    "command",
+    "demo",
+    "info",
+    "main",
+    "maintain",
+    "rebalance",
+    "repair",
+]
