@@ -20,7 +20,7 @@ from polystore.testing.services import ServiceEndpoint
 
 def _polystore(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSTORE_")}
-    return subprocess.run(  # noqa: S603 - fixed argv
+    return subprocess.run(
         [sys.executable, "-m", "polystore.cli", *args],
         cwd=cwd,
         env=env,
