@@ -1,7 +1,8 @@
 """Test-suite-wide configuration.
 
 polystore's own fixtures for real servers come from ``polystore.testing``, and every fenced
-code block of README.md and docs/ runs as a test (see docs/testing.md):
+code block of the READMEs (the repository's and each plugin's) and docs/ runs as a test
+(see docs/testing.md):
 
 - ``python`` blocks run in order; the blocks of one page share one namespace. Each page
   runs in a fresh temporary directory, with ``REDIS_URL``, ``POSTGRES_URL`` and

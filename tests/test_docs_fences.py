@@ -1,4 +1,4 @@
-"""Every fenced block of README.md and docs/ names a language the docs test knows.
+"""Every fenced block of the READMEs and docs/ names a language the docs test knows.
 
 The repository's conftest.py runs ``python``, ``toml`` and shell blocks and requires
 ``sql`` blocks to be marked as not run; a fence without a language, or with another one,
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+PAGES = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *ROOT.glob("plugins/*/README.md")]
+)
 KNOWN = {"python", "toml", "sql", "text", "markdown", "bash", "console", "sh", "shell"}
 FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
