@@ -2,7 +2,7 @@
 
 ``make dist`` builds the four wheels; they install into a new venv (dependencies from the
 index, the backends from ``dist/`` through ``--find-links``) where ``polystore demo`` runs;
-the core installs from a git URL; the published metadata carries the license, the
+the core installs from a git URL and a checkout with plain pip; the published metadata carries the license, the
 project URLs and only the user-facing extras.
 """
 
@@ -103,6 +103,16 @@ def test_the_built_wheels_install_into_a_fresh_venv_and_run_the_demo(
     out = run(bin_dir / "polystore", "demo", cwd=work)
     assert out.splitlines()[0] == "polystore demo"
     assert out.rstrip().endswith("demo ok")
+
+
+def test_a_checkout_installs_with_plain_pip(tmp_path: Path) -> None:
+    bin_dir = fresh_venv(tmp_path / "venv")
+    run(
+        bin_dir / "python", "-m", "pip", "install", "--quiet",
+        ROOT, ROOT / "plugins" / "polystore-redis",
+    )  # fmt: skip
+    plugins = json.loads(run(bin_dir / "polystore", "--json", "plugins"))
+    assert {row["backend"] for row in plugins["backends"]} >= {"sqlite", "memory", "redis"}
 
 
 def test_the_core_installs_from_a_git_url(tmp_path: Path) -> None:
