@@ -2,8 +2,8 @@
 
 ``make dist`` builds the four wheels; they install into a new venv (dependencies from the
 index, the backends from ``dist/`` through ``--find-links``) where ``polystore demo`` runs;
-the core installs from a git URL and a checkout with plain pip; the published metadata carries the license, the
-project URLs and only the user-facing extras.
+a checkout installs with plain pip, and the core from a git URL; the published metadata
+carries the license, the project URLs and only the user-facing extras.
 """
 
 from __future__ import annotations
