@@ -9,7 +9,8 @@ Enable the fixtures (``redis_service``, ``postgres_service``, ``mongodb_service`
 start a dedicated private server for a fault test with ``LocalRedisServer()``,
 ``LocalPostgresServer()`` or ``LocalMongoServer()`` (``start()``, ``kill()``, ``pause()``,
 ``close()``), a PostgreSQL primary with a streaming standby with
-``LocalPostgresReplicaSet()`` (fixture ``postgres_replica_service``), and run the
+``LocalPostgresReplicaSet()`` (fixture ``postgres_replica_service``), a Redis primary,
+replica and three Sentinels with ``LocalRedisSentinelSet()``, and run the
 conformance suite against a backend by subclassing :class:`StoreConformance`.
 
 The package imports on every platform; private server processes need a Unix system, and
@@ -18,6 +19,7 @@ The package imports on every platform; private server processes need a Unix syst
 
 from polystore.testing._cluster import LocalRedisCluster
 from polystore.testing._replica import LocalPostgresReplicaSet, LocalPostgresStandby
+from polystore.testing._sentinel import LocalRedisSentinelSet
 from polystore.testing._servers import LocalMongoServer, LocalPostgresServer, LocalRedisServer
 from polystore.testing.conformance import StoreConformance, eventually, requires
 from polystore.testing.fixtures import (
@@ -38,6 +40,7 @@ __all__ = [
     "LocalPostgresServer",
     "LocalPostgresStandby",
     "LocalRedisCluster",
+    "LocalRedisSentinelSet",
     "LocalRedisServer",
     "ServiceEndpoint",
     "ServiceUnavailable",

@@ -156,8 +156,13 @@ class RedisBackend(BaseBackend):
             if isinstance(store, RedisStore):
                 store._detach(closed)
         if self._owns_client:
+            # A Sentinel-managed client: the Sentinels' own connections are closed too.
+            pool = getattr(self.client, "connection_pool", None)
+            manager = getattr(pool, "sentinel_manager", None)
             with map_errors(self.name, "close"):
                 await self.client.aclose()
+                for sentinel in getattr(manager, "sentinels", ()):
+                    await sentinel.aclose()
         self.client = closed
         self.scripts = closed  # type: ignore[assignment]
 

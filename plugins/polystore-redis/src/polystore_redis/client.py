@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from polystore import ConfigurationError
@@ -15,6 +16,7 @@ from polystore.redact import redact_text, url_secrets
 from polystore_redis.packing import connection_class
 from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings
+from polystore_redis.url import sentinel_target
 
 __all__ = ["RedisClient", "build_client", "is_cluster_client"]
 
@@ -66,6 +68,8 @@ def build_client(settings: RedisSettings) -> RedisClient:
         **_tls_options(settings),
     }
     url = settings.driver_url()
+    if settings.is_sentinel:
+        return _sentinel_client(settings, options)
     try:
         if settings.is_cluster:
             return RedisCluster.from_url(url, max_connections=settings.pool_size, **options)
@@ -82,6 +86,31 @@ def build_client(settings: RedisSettings) -> RedisClient:
             f"{redact_text(str(exc), url_secrets(settings.url.get_secret_value()))}"
         ) from None
     return Redis.from_pool(pool)
+
+
+def _sentinel_client(settings: RedisSettings, options: dict[str, Any]) -> Redis:
+    """A client of the primary that Sentinel names; it asks the Sentinels again whenever
+    a connection to the primary fails, so it follows a failover without a restart."""
+    target = sentinel_target(settings.url.get_secret_value())
+    if isinstance(target, str):  # checked by the settings already
+        raise ConfigurationError(f"redis url {settings.redacted_url()} is not usable: {target}")
+    timeouts = {
+        "socket_timeout": options["socket_timeout"],
+        "socket_connect_timeout": options["socket_connect_timeout"],
+    }
+    # redis-py leaves Sentinel.__init__ unannotated.
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels), sentinel_kwargs=timeouts, **options
+    )
+    client: Redis = sentinel.master_for(
+        target.service,
+        redis_class=Redis,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        max_connections=settings.pool_size,
+    )
+    return client
 
 
 def is_cluster_client(client: object) -> bool:

@@ -12,13 +12,23 @@ from polystore.base import DEFAULT_MAX_VALUE_BYTES
 from polystore.redact import redact_url, userinfo_problem
 from polystore_redis.url import url_problem
 
-__all__ = ["CLUSTER_SCHEMES", "URL_SCHEMES", "RedisSettings", "RedisTLSSettings"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "SENTINEL_SCHEMES",
+    "URL_SCHEMES",
+    "RedisSettings",
+    "RedisTLSSettings",
+]
 
 URL_SCHEMES = frozenset({"redis", "rediss", "unix"})
 """Schemes of a single server (``unix`` is a Unix domain socket)."""
 
 CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
 """Schemes that select Redis Cluster, like ``cluster = true``; the URL names one seed node."""
+
+SENTINEL_SCHEMES = frozenset({"redis+sentinel"})
+"""Schemes that find the primary through Redis Sentinel:
+``redis+sentinel://host:26379[,host2:26379]/service_name[/db]``."""
 
 _MAX_PREFIX = 256
 
@@ -57,7 +67,9 @@ class RedisSettings(BaseModel):
         plugin: Always ``"redis"``.
         url: ``redis://[[user]:password@]host:port/db``, ``rediss://...`` (TLS),
             ``unix:///path/to/socket?db=0``, or ``redis+cluster://`` / ``rediss+cluster://``
-            to name a seed node of a Redis Cluster.
+            to name a seed node of a Redis Cluster, or
+            ``redis+sentinel://[[user]:password@]host:26379[,host:port...]/service[/db]`` to
+            find the primary named ``service`` through Redis Sentinel (and follow failovers).
         pool_size: Most connections kept open (per node for a cluster).
         timeout: Seconds allowed for each network step of a call (connect, send, reply)
             and for waiting on a free pooled connection.
@@ -95,8 +107,9 @@ class RedisSettings(BaseModel):
             scheme = urlsplit(text).scheme.lower()
         except ValueError:
             raise ValueError(f"url does not parse: {redact_url(text)}") from None
-        if scheme not in URL_SCHEMES | CLUSTER_SCHEMES:
-            known = ", ".join(f"{s}://" for s in sorted(URL_SCHEMES | CLUSTER_SCHEMES))
+        schemes = URL_SCHEMES | CLUSTER_SCHEMES | SENTINEL_SCHEMES
+        if scheme not in schemes:
+            known = ", ".join(f"{s}://" for s in sorted(schemes))
             raise ValueError(f"url must start with one of {known}; got {redact_url(text)}")
         problem = userinfo_problem(text) or url_problem(text)
         if problem is not None:
@@ -121,6 +134,8 @@ class RedisSettings(BaseModel):
     @model_validator(mode="after")
     def _check_combination(self) -> RedisSettings:
         scheme = self.scheme
+        if self.is_sentinel and self.cluster:
+            raise ValueError("cluster = true does not go with a redis+sentinel:// URL")
         if self.is_cluster and scheme == "unix":
             raise ValueError("Redis Cluster needs a redis:// or rediss:// seed URL, not unix://")
         if self.tls.customised and scheme not in ("rediss", "rediss+cluster"):
@@ -136,6 +151,11 @@ class RedisSettings(BaseModel):
     def is_cluster(self) -> bool:
         """Whether Redis Cluster is used (``cluster = true`` or a ``+cluster`` URL)."""
         return self.cluster or self.scheme in CLUSTER_SCHEMES
+
+    @property
+    def is_sentinel(self) -> bool:
+        """Whether the primary is found through Redis Sentinel (a ``+sentinel`` URL)."""
+        return self.scheme in SENTINEL_SCHEMES
 
     @property
     def use_hash_tags(self) -> bool:
