@@ -32,6 +32,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith(("POLYSTORE_BACKENDS", "POLYSTORE_ROUTES")):
             monkeypatch.delenv(name)
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)  # colour is decided by the terminal alone
     return tmp_path
 
 
