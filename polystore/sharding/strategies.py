@@ -16,6 +16,7 @@ on ``tag`` alone (as in Redis Cluster), so related keys can share a shard and a 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 from abc import ABC, abstractmethod
@@ -34,6 +35,8 @@ __all__ = [
 
 _MASK = (1 << 64) - 1
 _UNIT = 2.0**-53
+CACHE_SIZE = 16_384
+"""Keys whose shard each hash strategy remembers (least recently used ones forgotten)."""
 
 
 class ShardStrategy(ABC):
@@ -132,6 +135,8 @@ class HashShardStrategy(ShardStrategy):
         self._weighted = [(_seed(i), self.weights.get(i, 1.0), i) for i in ids]
         self._uniform = len({self.weights.get(i, 1.0) for i in ids}) <= 1
         self._only = ids[0] if len(ids) == 1 else None
+        # Hot keys repeat: remembering recent answers spares the hashing (bounded memory).
+        self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._highest)
 
     def __repr__(self) -> str:
         weights = f", weights={self.weights!r}" if self.weights else ""
@@ -143,6 +148,9 @@ class HashShardStrategy(ShardStrategy):
             return self._only
         if not self._seeds:
             raise ConfigurationError("HashShardStrategy has no shards")
+        return self._cached(key)
+
+    def _highest(self, key: str) -> str:
         hashed = _key_hash(key)
         if self._uniform:
             best_score = -1
