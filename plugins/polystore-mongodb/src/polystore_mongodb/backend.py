@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 from pymongo.read_concern import ReadConcern
+from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from polystore.backend import BaseBackend
@@ -49,6 +50,16 @@ CODEC_OPTIONS: CodecOptions[Document] = CodecOptions(
 
 _MAX_NAMESPACE_BYTES = 255  # "<database>.<collection>"
 _TRANSACTIONS_MIN_WIRE = {"replica_set": 7, "sharded": 8}  # MongoDB 4.0 / 4.2
+
+
+READ_PREFERENCES: dict[str, Any] = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
+"""The ``read_preference`` setting's values; unset keeps the URL's ``readPreference``."""
 
 
 def _durable(settings: MongoSettings) -> bool:
@@ -165,6 +176,7 @@ class MongoBackend(BaseBackend):
             codec_options=CODEC_OPTIONS,
             write_concern=self.write_concern(),
             read_concern=ReadConcern(self.settings.read_concern),
+            read_preference=READ_PREFERENCES.get(self.settings.read_preference or ""),
         )
         detected = self._base_capabilities()
         if transactions_supported(self.hello):

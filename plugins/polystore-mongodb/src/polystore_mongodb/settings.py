@@ -59,6 +59,10 @@ class MongoSettings(BaseModel):
         w: Write concern: ``"majority"`` (the default) or a number of nodes (>= 1).
         journal: Wait for the journal before acknowledging (``j``).
         read_concern: Read concern level, or ``None`` for the server's default.
+        read_preference: Which members of a replica set serve reads
+            (``"secondaryPreferred"``: secondaries, possibly stale), or ``None`` for the
+            URL's ``readPreference`` (default ``primary``). Transactions always read on
+            the primary.
         timeout: Seconds any one call may take, server selection included
             (PyMongo's ``timeoutMS``); ``None`` waits without limit.
         server_selection_timeout: Seconds to wait for a suitable server; defaults to
@@ -92,6 +96,9 @@ class MongoSettings(BaseModel):
     w: Literal["majority"] | int = Field(default="majority")
     journal: bool = True
     read_concern: Literal["local", "available", "majority", "linearizable"] | None = None
+    read_preference: (
+        Literal["primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"] | None
+    ) = None
     timeout: float | None = Field(default=10.0, gt=0, le=3600)
     server_selection_timeout: float | None = Field(default=None, gt=0, le=3600)
     connect_timeout: float = Field(default=10.0, gt=0, le=3600)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
+from pymongo.read_preferences import ReadPreference
 
 from polystore.base import BaseTransaction, new_version
 from polystore.protocol import DataStoreTransaction
@@ -86,7 +87,9 @@ async def run_transaction(
     try:
         with map_errors(store.name, "transaction"):
             await session.start_transaction(
-                read_concern=ReadConcern("snapshot"), write_concern=backend.write_concern()
+                read_concern=ReadConcern("snapshot"),
+                write_concern=backend.write_concern(),
+                read_preference=ReadPreference.PRIMARY,  # whatever the store reads from
             )
         try:
             yield MongoTransaction(store, collection, session)
