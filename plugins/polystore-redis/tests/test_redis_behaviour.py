@@ -159,7 +159,8 @@ async def test_scan_uses_scan_with_match_never_keys(store: RedisStore, raw: aior
     before = await _commands(raw)
     found = [key async for key in store.scan(prefix="k1", batch_size=10)]
     delta = await _delta(raw, before)
-    assert sorted(found) == sorted(["k1", *(f"k1{i}" for i in range(10))])
+    # SCAN may list a key twice while the server resizes its table (documented).
+    assert set(found) == {"k1", *(f"k1{i}" for i in range(10))}
     assert delta.get("scan", 0) >= 1
     assert set(delta) == {"scan"}
 
