@@ -9,6 +9,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from benchmarks.replicated import REPLICATED, run_replicated
 from benchmarks.report import as_json, machine, render, versions
 from benchmarks.servers import SERVER_NAMES, Servers, bench_env
 from benchmarks.sharded import SHARDED, run_sharded
@@ -23,7 +24,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "interleaved round by round on the same servers.",
     )
     parser.add_argument(
-        "--backend", choices=[*BACKENDS, MIXED, SHARDED, "all"], action="append",
+        "--backend", choices=[*BACKENDS, MIXED, SHARDED, REPLICATED, "all"], action="append",
         help="section to run (repeatable; default: all). 'mixed' is the routed workload; it "
         "uses the servers of the other chosen backends (all of them when none is chosen)",
     )  # fmt: skip
@@ -56,7 +57,8 @@ def _command_line(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     chosen = args.backend or ["all"]
-    wanted = [*BACKENDS, MIXED, SHARDED] if "all" in chosen else list(dict.fromkeys(chosen))
+    extra = (MIXED, SHARDED, REPLICATED)
+    wanted = [*BACKENDS, *extra] if "all" in chosen else list(dict.fromkeys(chosen))
     rounds = args.rounds if args.rounds is not None else (2 if args.smoke else 41)
     meta = {
         "command": _command_line(sys.argv[1:] if argv is None else argv),
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Servers(urls) as servers:
         sections = asyncio.run(
             run_suite(
-                [name for name in wanted if name not in (MIXED, SHARDED)],
+                [name for name in wanted if name not in extra],
                 servers,
                 smoke=args.smoke,
                 rounds=rounds,
@@ -88,13 +90,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sharded = asyncio.run(
             run_sharded(smoke=args.smoke, rounds=rounds, seconds=seconds, log=log)
         )
+    replicated = None
+    if REPLICATED in wanted:
+        seconds = None if args.smoke else args.seconds
+        replicated = asyncio.run(
+            run_replicated(smoke=args.smoke, rounds=rounds, seconds=seconds, log=log)
+        )
     print(render(sections, meta))
     if sharded is not None:
         print("\n".join(sharded.lines()))
+    if replicated is not None:
+        print("\n".join(replicated.lines()))
     if args.json:
         figures = as_json(sections, meta)
         if sharded is not None:
             figures["sections"].append(sharded.as_json())
+        if replicated is not None:
+            figures["sections"].append(replicated.as_json())
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(figures, out, indent=2)
     return 0
