@@ -9,8 +9,10 @@ import pytest
 import pytest_asyncio
 
 from polystore.backends.memory import MemoryBackend, MemorySettings
-from polystore.errors import ConfigurationError, ConflictError
+from polystore.errors import ConfigurationError, ConflictError, StoreUnavailableError
+from polystore.plugins import PluginManager
 from polystore.sharding import HashShardStrategy, ShardedStore, ShardMap, TopologyRecord
+from polystore.testing import LocalRedisServer
 
 pytestmark = pytest.mark.asyncio
 REFRESH = 0.1
@@ -66,3 +68,28 @@ async def test_a_stale_publish_is_refused(memory: MemoryBackend) -> None:
     await record.publish(base.moved_to(HashShardStrategy(["a", "b"])))
     with pytest.raises(ConflictError):
         await other.publish(base.moved_to(HashShardStrategy(["a", "c"])))
+
+
+async def test_calls_fail_closed_while_the_shard_map_cannot_be_read(
+    memory: MemoryBackend,
+) -> None:
+    server = LocalRedisServer(name="shard-map")
+    server.start()
+    try:
+        spec = PluginManager().backends.get("redis")
+        settings = {"plugin": "redis", "url": server.url, "timeout": 1.0}
+        async with spec.build(settings, instance_name="map") as redis:
+            record = TopologyRecord(redis.namespace("map"), refresh_interval=2.0)
+            stores = {sid: memory.namespace(f"data-{sid}") for sid in "ab"}
+            store = ShardedStore(stores, topology=record)
+            await store.save("k", 1)
+            await store.refresh()  # due again in 2 s
+            server.stop()
+            assert await store.get("k") == 1  # the map is not due yet
+            await asyncio.sleep(2.2)
+            with pytest.raises(StoreUnavailableError):
+                await store.get("k")
+            server.start()
+            assert await store.get("k") == 1
+    finally:
+        server.close()
