@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
+from polystore.coalesce import CoalesceStats, Lane, ReadResult, WriteOp, WriteResult
 from polystore.codecs import Codec, JsonCodec
 from polystore.errors import (
     StoreError,
@@ -83,6 +84,10 @@ class BaseStore(ABC):
         max_value_bytes: Largest encoded value accepted.
         timeout: Seconds one call may take, everything included (pool waits,
             reconnects, retries); ``None`` leaves calls unbounded.
+        coalesce: Send concurrent single-key calls as batches (see
+            :mod:`polystore.coalesce`); takes effect only where the backend implements
+            the batch primitives.
+        coalesce_max_batch: Calls that make a batch go out at once.
     """
 
     name: str
@@ -97,6 +102,8 @@ class BaseStore(ABC):
         retry: RetryPolicy | None = None,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         timeout: float | None = None,
+        coalesce: bool = False,
+        coalesce_max_batch: int = 128,
     ) -> None:
         self.name = name
         self.capabilities = capabilities
@@ -104,6 +111,32 @@ class BaseStore(ABC):
         self.retry_policy = retry if retry is not None else _NO_RETRY
         self.max_value_bytes = max_value_bytes
         self.call_timeout = None if timeout is None else CallTimeout(name, timeout)
+        self.coalesce_stats = CoalesceStats()
+        """What the coalescer did (all zero when the store does not coalesce)."""
+        self._read_lane: Lane[str, Entry | None] | None = None
+        self._write_lane: Lane[WriteOp, Version | bool] | None = None
+        if coalesce_max_batch < 1:
+            raise ValidationError("coalesce_max_batch must be at least 1", backend=name)
+        cls = type(self)
+        if coalesce and cls._get_entries_batch is not BaseStore._get_entries_batch:
+            self._read_lane = Lane(
+                self._send_reads,
+                max_batch=coalesce_max_batch,
+                stats=self.coalesce_stats,
+                write=False,
+            )
+        if coalesce and cls._write_batch is not BaseStore._write_batch:
+            self._write_lane = Lane(
+                self._send_writes,
+                max_batch=coalesce_max_batch,
+                stats=self.coalesce_stats,
+                write=True,
+            )
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent single-key calls are sent as batches."""
+        return self._read_lane is not None or self._write_lane is not None
 
     def __repr__(self) -> str:
         caps = ",".join(self.capabilities.names())
@@ -186,12 +219,14 @@ class BaseStore(ABC):
     async def get(self, key: str) -> JSONValue | None:
         """Return the value stored under ``key``, or ``None`` if absent or expired."""
         validate_key(key)
-        return await self._within("get", key, self._retried(self._get, key))
+        read = self._get if self._read_lane is None else self._coalesced_get
+        return await self._within("get", key, self._retried(read, key))
 
     async def get_entry(self, key: str) -> Entry | None:
         """Return the entry (value, version, expiry) of ``key``, or ``None``."""
         validate_key(key)
-        return await self._within("get_entry", key, self._retried(self._get_entry, key))
+        read = self._get_entry if self._read_lane is None else self._coalesced_get_entry
+        return await self._within("get_entry", key, self._retried(read, key))
 
     async def save(
         self,
@@ -218,7 +253,8 @@ class BaseStore(ABC):
         """
         checked_ttl = self._check_write(key, ttl, if_version, if_absent)
         data = self.encode(value, key)
-        work = self._save(key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent)
+        save = self._save if self._write_lane is None else self._coalesced_save
+        work = save(key, cast(JSONValue, value), data, checked_ttl, if_version, if_absent)
         return await self._within("save", key, work, write=True)
 
     async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
@@ -231,12 +267,14 @@ class BaseStore(ABC):
         check_write_flags(if_version, False)
         if if_version is not None:
             self._require(Capabilities.CAS, "delete")
-        return await self._within("delete", key, self._delete(key, if_version), write=True)
+        delete = self._delete if self._write_lane is None else self._coalesced_delete
+        return await self._within("delete", key, delete(key, if_version), write=True)
 
     async def exists(self, key: str) -> bool:
         """Return whether ``key`` holds a live entry."""
         validate_key(key)
-        return await self._within("exists", key, self._retried(self._exists, key))
+        read = self._exists if self._read_lane is None else self._coalesced_exists
+        return await self._within("exists", key, self._retried(read, key))
 
     async def get_many(self, keys: Sequence[str]) -> list[JSONValue | None]:
         """Return the values of ``keys`` in order; ``None`` where absent."""
@@ -328,6 +366,107 @@ class BaseStore(ABC):
     async def health(self) -> Health:
         """Check that the store answers; never raises for an unreachable server."""
         return await self._health()
+
+    # -- coalescing (see polystore.coalesce) ------------------------------------------------
+
+    def _may_coalesce(self) -> bool:
+        """Whether the running task's call may join a batch run by another task.
+
+        A backend returns ``False`` where that task holds something the batch would wait
+        for (an open transaction holding the write lock).
+        """
+        return True
+
+    async def _coalesced_get(self, key: str) -> JSONValue | None:
+        lane = cast("Lane[str, Entry | None]", self._read_lane)
+        if lane.idle or not self._may_coalesce():
+            lane.enter()
+            try:
+                return await self._get(key)
+            finally:
+                lane.leave()
+        entry = await lane.submit(key, "get", key)
+        return None if entry is None else entry.value
+
+    async def _coalesced_get_entry(self, key: str) -> Entry | None:
+        lane = cast("Lane[str, Entry | None]", self._read_lane)
+        if lane.idle or not self._may_coalesce():
+            lane.enter()
+            try:
+                return await self._get_entry(key)
+            finally:
+                lane.leave()
+        return await lane.submit(key, "get_entry", key)
+
+    async def _coalesced_exists(self, key: str) -> bool:
+        lane = cast("Lane[str, Entry | None]", self._read_lane)
+        if lane.idle or not self._may_coalesce():
+            lane.enter()
+            try:
+                return await self._exists(key)
+            finally:
+                lane.leave()
+        return await lane.submit(key, "exists", key) is not None
+
+    async def _coalesced_save(
+        self,
+        key: str,
+        value: JSONValue,
+        data: bytes,
+        ttl: float | None,
+        if_version: Version | None,
+        if_absent: bool,
+    ) -> Version:
+        lane = cast("Lane[WriteOp, Version | bool]", self._write_lane)
+        if lane.idle or not self._may_coalesce():
+            lane.enter()
+            try:
+                return await self._save(key, value, data, ttl, if_version, if_absent)
+            finally:
+                lane.leave()
+        op = WriteOp(key, value, data, ttl, if_version, if_absent)
+        return cast(Version, await lane.submit(op, "save", key))
+
+    async def _coalesced_delete(self, key: str, if_version: Version | None) -> bool:
+        lane = cast("Lane[WriteOp, Version | bool]", self._write_lane)
+        if lane.idle or not self._may_coalesce():
+            lane.enter()
+            try:
+                return await self._delete(key, if_version)
+            finally:
+                lane.leave()
+        op = WriteOp(key, None, None, None, if_version, False)
+        return cast(bool, await lane.submit(op, "delete", key))
+
+    async def _send_reads(self, keys: list[str]) -> list[Entry | StoreError | None]:
+        unique = list(dict.fromkeys(keys))
+        results = await self._within("get_many", None, self._get_entries_batch(unique))
+        if len(unique) == len(keys):
+            return results
+        by_key = dict(zip(unique, results, strict=True))
+        return [by_key[key] for key in keys]
+
+    async def _send_writes(self, ops: list[WriteOp]) -> list[Version | bool | StoreError]:
+        return await self._within("save_many", None, self._write_batch(ops), write=True)
+
+    async def _get_entries_batch(self, keys: list[str]) -> list[ReadResult]:
+        """The live entries of ``keys`` (distinct, validated), in order, in one request.
+
+        Override to let the store coalesce reads; an item may be a ``StoreError`` for a
+        key that failed alone.
+        """
+        raise NotImplementedError
+
+    async def _write_batch(self, ops: list[WriteOp]) -> list[WriteResult]:
+        """Apply ``ops`` (validated, encoded; a key may repeat) in order, in one request.
+
+        Override to let the store coalesce writes. Answer per item: the version of a
+        save, whether a delete found a live entry, or the item's own ``StoreError``
+        (``ConflictError``, ``AlreadyExistsError``) without failing the others. Raise
+        only for a failure of the whole batch (``UnknownOutcomeError`` when it may have
+        been partly applied).
+        """
+        raise NotImplementedError
 
     # -- what a backend implements ------------------------------------------------------
 

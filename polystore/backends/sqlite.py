@@ -67,6 +67,12 @@ class SqliteSettings(BaseModel):
     reap_interval: float = Field(default=60.0, gt=0, description="Seconds between expiry sweeps.")
     reap_batch: int = Field(default=1000, ge=1, description="Rows removed per sweep statement.")
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
+    coalesce: bool = Field(
+        default=True,
+        description="Send concurrent single-key calls as one batch (one statement for "
+        "reads, one transaction and so one commit for writes).",
+    )
+    coalesce_max_batch: int = Field(default=128, ge=1, description="Calls per batch at most.")
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
 
@@ -124,6 +130,11 @@ class SqliteBackend(BaseBackend):
             if self._reader is None:
                 raise StoreUnavailableError("backend is closed", backend=self.name)
         return self._reader
+
+    def holds_transaction(self) -> bool:
+        """Whether the running task holds an open transaction on the writer connection."""
+        task = asyncio.current_task()
+        return task is not None and task is self._tx_task
 
     @asynccontextmanager
     async def writer(self, *, transaction: bool = False) -> AsyncIterator[aiosqlite.Connection]:

@@ -65,6 +65,14 @@ def get_many_sql(count: int) -> str:
     return f"SELECT key, value FROM {TABLE} WHERE ns = ? AND {LIVE} AND key IN ({marks})"
 
 
+def get_entries_sql(count: int) -> str:
+    marks = ",".join("?" * count)
+    return (
+        f"SELECT key, value, version, expires_at FROM {TABLE} "
+        f"WHERE ns = ? AND {LIVE} AND key IN ({marks})"
+    )
+
+
 def delete_many_sql(count: int) -> str:
     marks = ",".join("?" * count)
     return f"DELETE FROM {TABLE} WHERE ns = ? AND key IN ({marks}) RETURNING expires_at"

@@ -13,6 +13,7 @@ import aiosqlite
 
 from polystore.backends import sqlite_sql as q
 from polystore.base import BaseStore, BaseTransaction, new_version, new_versions
+from polystore.coalesce import ReadResult, WriteOp, WriteResult
 from polystore.errormap import ErrorMap
 from polystore.errors import (
     AlreadyExistsError,
@@ -109,6 +110,16 @@ async def _remove(
     return any(row[0] is None or row[0] > now for row in rows)
 
 
+async def _batched_op(conn: aiosqlite.Connection, ns: str, name: str, op: WriteOp) -> WriteResult:
+    """A conditional write or a delete of a batch; its conflict is its own result."""
+    try:
+        if op.data is None:
+            return await _remove(conn, ns, name, op.key, op.if_version)
+        return await _write(conn, ns, name, op.key, op.data, op.ttl, op.if_version, op.if_absent)
+    except ConflictError as exc:
+        return exc
+
+
 async def _read_entry(conn: aiosqlite.Connection, store: SqliteStore, key: str) -> Entry | None:
     rows = list(await conn.execute_fetchall(q.GET_ENTRY, (store.namespace, key, time.time())))
     if not rows:
@@ -126,6 +137,8 @@ class SqliteStore(BaseStore):
             capabilities,
             retry=backend.retry,
             max_value_bytes=backend.settings.max_value_bytes,
+            coalesce=backend.settings.coalesce,
+            coalesce_max_batch=backend.settings.coalesce_max_batch,
         )
         self.namespace = namespace
         self._backend = backend
@@ -209,6 +222,50 @@ class SqliteStore(BaseStore):
                     )
                     count += sum(1 for (expires,) in rows if expires is None or expires > now)
         return count
+
+    def _may_coalesce(self) -> bool:
+        # A batch would wait for the write lock this task's transaction holds.
+        return not self._backend.holds_transaction()
+
+    async def _get_entries_batch(self, keys: list[str]) -> list[ReadResult]:
+        reader = await self._backend.reader()
+        found: dict[str, Entry] = {}
+        decode = self.codec.decode
+        now = time.time()
+        with map_errors(self.name, "get_many"):
+            for chunk in _chunks(keys, q.MAX_PARAMS):
+                rows = await reader.execute_fetchall(
+                    q.get_entries_sql(len(chunk)), (self.namespace, now, *chunk)
+                )
+                for key, text, version, expires_at in rows:
+                    found[key] = Entry(
+                        key, decode(text), Version(version), _as_datetime(expires_at)
+                    )
+        return [found.get(key) for key in keys]
+
+    async def _write_batch(self, ops: list[WriteOp]) -> list[WriteResult]:
+        # One transaction, so one commit (one WAL sync) for the whole batch; runs of plain
+        # saves go as one executemany (one hop to the connection's thread).
+        ns, name = self.namespace, self.name
+        results: list[WriteResult] = []
+        versions = new_versions(len(ops))
+        plain: list[tuple[object, ...]] = []
+        async with self._backend.writer(transaction=True) as conn:
+            with map_errors(name, "save_many"):
+                for op, version in zip(ops, versions, strict=True):
+                    if op.data is not None and op.if_version is None and not op.if_absent:
+                        now = time.time()
+                        text = op.data.decode("utf-8")
+                        plain.append((ns, op.key, text, version, _expiry(op.ttl, now), now))
+                        results.append(version)
+                        continue
+                    if plain:
+                        await conn.executemany(q.UPSERT, plain)
+                        plain = []
+                    results.append(await _batched_op(conn, ns, name, op))
+                if plain:
+                    await conn.executemany(q.UPSERT, plain)
+        return results
 
     async def _scan(self, prefix: str, batch_size: int) -> AsyncIterator[str]:
         reader = await self._backend.reader()

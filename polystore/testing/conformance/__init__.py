@@ -24,6 +24,7 @@ import pytest
 
 from polystore.protocol import DataStore
 from polystore.testing.conformance._support import eventually, lacks, requires
+from polystore.testing.conformance.concurrency import ConcurrencyTests
 from polystore.testing.conformance.conditions import ConditionTests
 from polystore.testing.conformance.isolation import IsolationTests
 from polystore.testing.conformance.queries import QueryTests
@@ -34,7 +35,9 @@ __all__ = ["StoreConformance", "eventually", "lacks", "requires"]
 
 
 @pytest.mark.asyncio
-class StoreConformance(ValueTests, ConditionTests, QueryTests, IsolationTests, RecordTests):
+class StoreConformance(
+    ValueTests, ConditionTests, QueryTests, IsolationTests, RecordTests, ConcurrencyTests
+):
     """Behaviour every :class:`~polystore.protocol.DataStore` must show.
 
     Subclasses provide the ``store`` fixture, and ``sibling_store`` for isolation tests.
