@@ -29,10 +29,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
+import orjson
 
 from polystore.deadlines import remaining
 from polystore.errors import StoreUnavailableError
 from polystore.redact import redact_url
+from polystore.types import JSONValue
 from polystore_postgres.errors import DRIVER_ERRORS, scrub
 
 if TYPE_CHECKING:
@@ -187,6 +189,23 @@ class Standbys:
                 if not isinstance(result, _Miss):
                     return result
             raise
+
+    async def read_many(
+        self, store: PostgreSQLStore, statement: str, keys: list[str], size: int
+    ) -> dict[str, JSONValue]:
+        """``{key: value}`` of the live ``keys`` (distinct), ``size`` keys per statement."""
+        found: dict[str, JSONValue] = {}
+
+        async def work(conn: Any, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            found.clear()  # a standby that failed part-way may have filled some
+            for start in range(0, len(keys), size):
+                chunk = keys[start : start + size]
+                for row in await conn.fetch(statement, chunk, timeout=_left(deadline)):
+                    found[row[0]] = orjson.loads(row[1])
+
+        await self.read(store, "get_many", None, work)
+        return found
 
     def _rotation(self) -> list[Standby]:
         members = self.members

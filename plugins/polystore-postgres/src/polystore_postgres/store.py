@@ -183,7 +183,8 @@ class PostgreSQLStore(BaseStore):
         size = self.backend.settings.batch_rows
         found: dict[str, JSONValue] = {}
         if self._standbys is not None:
-            return await self._get_many_on_standby(sql, keys, unique, size)
+            found = await self._standbys.read_many(self, sql.get_many, unique, size)
+            return [found.get(key) for key in keys]
         async with self._call("get_many") as call:
             for start in range(0, len(unique), size):
                 rows = await call.conn.fetch(
@@ -191,27 +192,6 @@ class PostgreSQLStore(BaseStore):
                 )
                 for row in rows:
                     found[row[0]] = _loads(row[1])
-        return [found.get(key) for key in keys]
-
-    async def _get_many_on_standby(
-        self, sql: TableSQL, keys: list[str], unique: list[str], size: int
-    ) -> list[JSONValue | None]:
-        found: dict[str, JSONValue] = {}
-
-        async def read(conn: Any, timeout: float) -> None:
-            deadline = time.monotonic() + timeout
-            found.clear()  # a standby that failed part-way may have filled some
-            for start in range(0, len(unique), size):
-                rows = await conn.fetch(
-                    sql.get_many,
-                    unique[start : start + size],
-                    timeout=max(deadline - time.monotonic(), 0.001),
-                )
-                for row in rows:
-                    found[row[0]] = _loads(row[1])
-
-        assert self._standbys is not None
-        await self._standbys.read(self, "get_many", None, read)
         return [found.get(key) for key in keys]
 
     # -- writes ---------------------------------------------------------------------------
