@@ -19,7 +19,6 @@ from polystore_postgres import (
     PostgresSettings,
     PostgresStoreError,
     PostgresTimeoutError,
-    PostgresUnknownOutcomeError,
     SerializationConflictError,
 )
 from polystore_postgres.errors import translate
@@ -29,6 +28,8 @@ from polystore import (
     ConfigurationError,
     DataStoreTransaction,
     StoreError,
+    StoreTimeoutError,
+    UnknownOutcomeError,
     UnsupportedOperationError,
 )
 from polystore.testing import eventually
@@ -458,24 +459,27 @@ async def test_a_write_that_times_out_after_sending_has_an_unknown_outcome(
         assert sql is not None
         async with conn.transaction():
             await conn.execute(f"SELECT 1 FROM {sql.qualified} WHERE key = 'k' FOR UPDATE")
-            with pytest.raises(PostgresUnknownOutcomeError):
+            # The driver's timer or the call's deadline may fire first on a busy machine:
+            # either way the outcome is typed, as the core's classes.
+            with pytest.raises(UnknownOutcomeError):
                 await store.save("k", "after")
             await conn.execute(f"LOCK TABLE {sql.qualified} IN ACCESS EXCLUSIVE MODE")
-            with pytest.raises(PostgresTimeoutError):
+            with pytest.raises(StoreTimeoutError):
                 await store.get("k")
 
 
 async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(url: str) -> None:
-    settings = PostgresSettings(url=url, max_pool_size=1, timeout=0.5, reap_interval=None)
+    timeout = 1.0  # the last call, on a busy machine, needs some of it
+    settings = PostgresSettings(url=url, max_pool_size=1, timeout=timeout, reap_interval=None)
     name = await _prepared(url, {"k": 1})
     async with PostgresBackend(settings) as backend:
         store = backend.namespace(name)
         async with store.transaction() as tx:  # holds the only connection
             assert await tx.get("k") == 1
             started = asyncio.get_running_loop().time()
-            with pytest.raises(PostgresTimeoutError):
+            with pytest.raises(StoreTimeoutError):
                 await store.get("k")
-            assert asyncio.get_running_loop().time() - started < 0.5 * 3 + 1
+            assert asyncio.get_running_loop().time() - started < timeout + 1.5
         assert await store.get("k") == 1
 
 
