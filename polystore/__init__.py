@@ -48,6 +48,7 @@ from polystore.registry import BackendRegistry, BackendSpec
 from polystore.retry import RetryPolicy, RetrySettings
 from polystore.settings import BackendConfig, PolystoreSettings, RouteConfig, load_settings
 from polystore.types import Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
+from polystore.wrapper import StoreWrapper
 
 __version__ = "0.1.0"
 
@@ -102,6 +103,7 @@ __all__ = [
     "StoreError",
     "StoreTimeoutError",
     "StoreUnavailableError",
+    "StoreWrapper",
     "Transaction",
     "TransactionCollection",
     "TypedEntry",

@@ -22,15 +22,15 @@ router puts every route behind the breaker of its backend; settings per backend:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from polystore.errors import StoreUnavailableError, UnknownOutcomeError
-from polystore.protocol import DataStore, DataStoreTransaction
-from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
+from polystore.protocol import DataStore
+from polystore.wrapper import StoreWrapper
 
 __all__ = [
     "CircuitBreaker",
@@ -150,108 +150,33 @@ class CircuitBreaker:
         return result
 
 
-class CircuitBreakerStore:
+class CircuitBreakerStore(StoreWrapper):
     """A :class:`~polystore.protocol.DataStore` that calls another through a breaker.
 
     ``health()`` always reaches the backend (and says nothing to the breaker); attributes
     the wrapped store has beyond the protocol are passed through.
+
+    Args:
+        store: The store to guard.
+        breaker: The breaker of the store's backend, shared by all its routes.
     """
 
     def __init__(self, store: DataStore, breaker: CircuitBreaker) -> None:
-        self.store = store
+        super().__init__(store)
         self.breaker = breaker
-        self.name: str = store.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """The wrapped store's capabilities (read through: a backend may learn more of
-        them when it opens)."""
-        return self.store.capabilities
-
-    @capabilities.setter
-    def capabilities(self, value: Capabilities) -> None:
-        self.store.capabilities = value
 
     def __repr__(self) -> str:
         return f"<CircuitBreakerStore {self.store!r} {self.breaker.state}>"
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    async def get(self, key: str) -> JSONValue | None:
-        return await self.breaker.call("get", lambda: self.store.get(key))
-
-    async def get_entry(self, key: str) -> Entry | None:
-        return await self.breaker.call("get_entry", lambda: self.store.get_entry(key))
-
-    async def save(
-        self,
-        key: str,
-        value: JSONInput,
-        *,
-        ttl: TTL | None = None,
-        if_version: Version | None = None,
-        if_absent: bool = False,
-    ) -> Version:
-        return await self.breaker.call(
-            "save",
-            lambda: self.store.save(
-                key, value, ttl=ttl, if_version=if_version, if_absent=if_absent
-            ),
-        )
-
-    async def delete(self, key: str, *, if_version: Version | None = None) -> bool:
-        return await self.breaker.call(
-            "delete", lambda: self.store.delete(key, if_version=if_version)
-        )
-
-    async def exists(self, key: str) -> bool:
-        return await self.breaker.call("exists", lambda: self.store.exists(key))
-
-    async def get_many(self, keys: Sequence[str]) -> list[JSONValue | None]:
-        return await self.breaker.call("get_many", lambda: self.store.get_many(keys))
-
-    async def save_many(
-        self,
-        items: Mapping[str, JSONInput] | Iterable[tuple[str, JSONInput]],
-        *,
-        ttl: TTL | None = None,
-    ) -> list[Version]:
-        return await self.breaker.call("save_many", lambda: self.store.save_many(items, ttl=ttl))
-
-    async def delete_many(self, keys: Sequence[str]) -> int:
-        return await self.breaker.call("delete_many", lambda: self.store.delete_many(keys))
-
-    async def find(self, where: Mapping[str, Scalar], *, limit: int | None = None) -> list[Entry]:
-        return await self.breaker.call("find", lambda: self.store.find(where, limit=limit))
-
-    def scan(self, *, prefix: str = "", batch_size: int = 500) -> AsyncIterator[str]:
-        keys = self.store.scan(prefix=prefix, batch_size=batch_size)  # checks its arguments
-        return self._scan(keys)
-
-    async def _scan(self, keys: AsyncIterator[str]) -> AsyncIterator[str]:
-        self.breaker.before("scan")
-        try:
-            async for key in keys:
-                yield key
-        except BaseException as exc:
-            self.breaker.failure(exc)
-            raise
-        self.breaker.success()
-
-    def transaction(self) -> AbstractAsyncContextManager[DataStoreTransaction]:
-        return self._transaction()
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]], *, keys: int = 1) -> T:
+        return await self.breaker.call(operation, call)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[DataStoreTransaction]:
-        self.breaker.before("transaction")
+    async def _guard(self, operation: str) -> AsyncIterator[None]:
+        self.breaker.before(operation)
         try:
-            async with self.store.transaction() as tx:
-                yield tx
+            yield
         except BaseException as exc:
             self.breaker.failure(exc)
             raise
         self.breaker.success()
-
-    async def health(self) -> Health:
-        return await self.store.health()

@@ -52,6 +52,7 @@ EXPECTED = [
     "StoreError",
     "StoreTimeoutError",
     "StoreUnavailableError",
+    "StoreWrapper",
     "Transaction",
     "TransactionCollection",
     "TypedEntry",
