@@ -14,15 +14,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from polystore.backend import BaseBackend
-from polystore.base import DEFAULT_MAX_VALUE_BYTES, BaseStore, BaseTransaction, new_version
-from polystore.codecs import JsonCodec
-from polystore.errors import AlreadyExistsError, ConflictError
-from polystore.hookspecs import hookimpl
-from polystore.protocol import DataStore, DataStoreTransaction
-from polystore.registry import BackendRegistry, BackendSpec
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
-from polystore.validation import matches_where
+from polystore import AlreadyExistsError, ConflictError
+from polystore.spi import (
+    DEFAULT_MAX_VALUE_BYTES,
+    BackendRegistry,
+    BackendSpec,
+    BaseBackend,
+    BaseStore,
+    BaseTransaction,
+    Capabilities,
+    DataStore,
+    DataStoreTransaction,
+    Entry,
+    Health,
+    JsonCodec,
+    JSONValue,
+    Scalar,
+    Version,
+    hookimpl,
+    matches_where,
+    new_version,
+)
 
 __all__ = ["MemoryBackend", "MemorySettings", "MemoryStore"]
 

@@ -15,11 +15,8 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from polystore.backend import BaseBackend
-from polystore.errors import ConfigurationError, StoreError, StoreUnavailableError
-from polystore.protocol import DataStore
-from polystore.retry import RetryPolicy
-from polystore.types import Capabilities, Health
+from polystore import ConfigurationError, StoreError, StoreUnavailableError
+from polystore.spi import BaseBackend, Capabilities, DataStore, Health, RetryPolicy
 from polystore_mongodb.errors import map_errors
 from polystore_mongodb.settings import MongoSettings
 from polystore_mongodb.store import MongoDBStore

@@ -26,8 +26,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from polystore.codecs import JsonCodec
-from polystore.types import JSONValue, Scalar
+from polystore.spi import JsonCodec, JSONValue, Scalar
 
 __all__ = [
     "ESCAPED",

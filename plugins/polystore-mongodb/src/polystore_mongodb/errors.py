@@ -33,8 +33,7 @@ from typing import Any
 from bson.errors import InvalidDocument
 from pymongo import errors as pm
 
-from polystore.errormap import ErrorMap
-from polystore.errors import (
+from polystore import (
     AlreadyExistsError,
     ConfigurationError,
     ConflictError,
@@ -46,7 +45,7 @@ from polystore.errors import (
     UnknownOutcomeError,
     ValidationError,
 )
-from polystore.redact import redact_text
+from polystore.spi import ErrorMap, redact_text
 
 __all__ = ["DRIVER_ERRORS", "map_errors", "translate"]
 

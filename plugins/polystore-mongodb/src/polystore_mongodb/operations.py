@@ -13,8 +13,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from polystore.errors import ConflictError
-from polystore.types import Entry, Version
+from polystore import ConflictError
+from polystore.spi import Entry, Version
 from polystore_mongodb.documents import (
     EXPIRES,
     VERSION,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from polystore.hookspecs import hookimpl
-from polystore.registry import BackendRegistry, BackendSpec
+from polystore.spi import BackendRegistry, BackendSpec, hookimpl
 from polystore_mongodb.backend import MAX_CAPABILITIES, MongoBackend
 from polystore_mongodb.settings import MongoSettings
 

@@ -7,9 +7,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from polystore.base import DEFAULT_MAX_VALUE_BYTES
-from polystore.redact import redact_url, userinfo_problem
-from polystore.retry import RetrySettings
+from polystore.spi import DEFAULT_MAX_VALUE_BYTES, RetrySettings, redact_url, userinfo_problem
 from polystore_mongodb.uri import uri_problem
 
 __all__ = ["DEFAULT_DATABASE", "DEFAULT_URL", "MongoSettings", "database_from_url"]

@@ -12,11 +12,20 @@ from typing import TYPE_CHECKING
 import pymongo
 from pymongo import ASCENDING, ReplaceOne
 
-from polystore.base import BaseStore, new_version, new_versions
-from polystore.deadlines import remaining
-from polystore.errors import StoreError
-from polystore.protocol import DataStoreTransaction
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
+from polystore import StoreError
+from polystore.spi import (
+    BaseStore,
+    Capabilities,
+    DataStoreTransaction,
+    Entry,
+    Health,
+    JSONValue,
+    Scalar,
+    Version,
+    new_version,
+    new_versions,
+    remaining,
+)
 from polystore_mongodb.documents import (
     EXPIRES,
     VERSION,

@@ -12,9 +12,14 @@ from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 
-from polystore.base import BaseTransaction, new_version
-from polystore.protocol import DataStoreTransaction
-from polystore.types import Entry, JSONValue, Version
+from polystore.spi import (
+    BaseTransaction,
+    DataStoreTransaction,
+    Entry,
+    JSONValue,
+    Version,
+    new_version,
+)
 from polystore_mongodb.documents import make_document
 from polystore_mongodb.errors import map_errors
 from polystore_mongodb.operations import Collection, read_entry, remove, write

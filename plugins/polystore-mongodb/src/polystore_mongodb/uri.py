@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymongo import uri_parser, uri_parser_shared
 from pymongo.errors import ConfigurationError as PyMongoConfigurationError
 
-from polystore.redact import redact_text, url_secrets
+from polystore.spi import redact_text, url_secrets
 
 __all__ = ["scrub_uri_message", "uri_problem"]
 

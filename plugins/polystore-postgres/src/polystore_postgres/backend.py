@@ -12,17 +12,21 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
-from polystore.backend import BaseBackend
-from polystore.deadlines import DeadlineWatch, remaining
-from polystore.errors import (
+from polystore import (
     ConfigurationError,
     PolystoreError,
     StoreError,
     StoreUnavailableError,
 )
-from polystore.protocol import DataStore
-from polystore.retry import RetryPolicy
-from polystore.types import Capabilities, Health
+from polystore.spi import (
+    BaseBackend,
+    Capabilities,
+    DataStore,
+    DeadlineWatch,
+    Health,
+    RetryPolicy,
+    remaining,
+)
 from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect, map_errors, scrub
 from polystore_postgres.naming import advisory_lock_key, quote_identifier
 from polystore_postgres.partitions import MaintenanceReport, maintain_table

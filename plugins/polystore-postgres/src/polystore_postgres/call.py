@@ -6,8 +6,8 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from polystore.deadlines import step_deadline
-from polystore.errors import PolystoreError
+from polystore import PolystoreError
+from polystore.spi import step_deadline
 from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect
 
 if TYPE_CHECKING:

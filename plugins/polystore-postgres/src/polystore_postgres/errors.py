@@ -22,8 +22,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
-from polystore.errormap import ErrorMap
-from polystore.errors import (
+from polystore import (
     ConflictError,
     PolystoreError,
     StoreError,
@@ -31,7 +30,7 @@ from polystore.errors import (
     StoreUnavailableError,
     UnknownOutcomeError,
 )
-from polystore.redact import redact_text
+from polystore.spi import ErrorMap, redact_text
 
 __all__ = [
     "DRIVER_ERRORS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from polystore.errors import ConfigurationError
+from polystore import ConfigurationError
 
 __all__ = [
     "IDENTIFIER",

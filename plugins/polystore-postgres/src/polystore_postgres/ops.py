@@ -6,9 +6,8 @@ from typing import Any
 
 import orjson
 
-from polystore.base import new_version
-from polystore.errors import AlreadyExistsError, ConflictError
-from polystore.types import Entry, Scalar, Version
+from polystore import AlreadyExistsError, ConflictError
+from polystore.spi import Entry, Scalar, Version, new_version
 from polystore_postgres.sql import TableSQL
 
 __all__ = [

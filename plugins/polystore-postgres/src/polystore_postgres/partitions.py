@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from polystore.errors import ValidationError
+from polystore import ValidationError
 from polystore_postgres.naming import quote_identifier
 
 __all__ = [

@@ -6,8 +6,7 @@ Named by the distribution's entry point ``postgres = "polystore_postgres.plugin"
 
 from __future__ import annotations
 
-from polystore.hookspecs import hookimpl
-from polystore.registry import BackendRegistry, BackendSpec
+from polystore.spi import BackendRegistry, BackendSpec, hookimpl
 from polystore_postgres.backend import CAPABILITIES, PostgresBackend
 from polystore_postgres.settings import PostgresSettings
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polystore.errors import ConfigurationError
+from polystore import ConfigurationError
 from polystore_postgres.naming import advisory_lock_key, quote_identifier, table_for_namespace
 from polystore_postgres.partitions import Partitioning
 from polystore_postgres.sql import table_ddl

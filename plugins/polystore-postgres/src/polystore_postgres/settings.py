@@ -7,9 +7,13 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from polystore.base import DEFAULT_MAX_VALUE_BYTES
-from polystore.redact import redact_url, url_secrets, userinfo_problem
-from polystore.retry import RetrySettings
+from polystore.spi import (
+    DEFAULT_MAX_VALUE_BYTES,
+    RetrySettings,
+    redact_url,
+    url_secrets,
+    userinfo_problem,
+)
 from polystore_postgres.dsn import dsn_problem
 from polystore_postgres.naming import check_identifier
 from polystore_postgres.partitions import Partitioning

@@ -31,10 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import orjson
 
-from polystore.deadlines import remaining
-from polystore.errors import StoreUnavailableError
-from polystore.redact import redact_url
-from polystore.types import JSONValue
+from polystore import StoreUnavailableError
+from polystore.spi import JSONValue, redact_url, remaining
 from polystore_postgres.errors import DRIVER_ERRORS, scrub
 
 if TYPE_CHECKING:

@@ -15,12 +15,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from polystore.base import BaseStore, new_versions
-from polystore.deadlines import remaining
-from polystore.errors import StoreError, UnsupportedOperationError
-from polystore.protocol import DataStoreTransaction
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
-from polystore.validation import matches_where
+from polystore import StoreError, UnsupportedOperationError
+from polystore.spi import (
+    BaseStore,
+    Capabilities,
+    DataStoreTransaction,
+    Entry,
+    Health,
+    JSONValue,
+    Scalar,
+    Version,
+    matches_where,
+    new_versions,
+    remaining,
+)
 from polystore_postgres import ops
 from polystore_postgres.call import Call
 from polystore_postgres.errors import (

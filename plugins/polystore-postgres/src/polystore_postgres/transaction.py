@@ -18,10 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from polystore.base import BaseTransaction
-from polystore.deadlines import remaining
-from polystore.errors import PolystoreError
-from polystore.types import Entry, JSONValue, Version
+from polystore import PolystoreError
+from polystore.spi import BaseTransaction, Entry, JSONValue, Version, remaining
 from polystore_postgres import ops
 from polystore_postgres.errors import (
     DRIVER_ERRORS,

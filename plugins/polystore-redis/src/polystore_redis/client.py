@@ -12,7 +12,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from polystore import ConfigurationError
-from polystore.redact import redact_text, url_secrets
+from polystore.spi import redact_text, url_secrets
 from polystore_redis.packing import connection_class
 from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings

@@ -31,7 +31,7 @@ from polystore import (
     ValidationError,
 )
 from polystore import ErrorMap as BaseErrorMap
-from polystore.redact import redact_text
+from polystore.spi import redact_text
 
 __all__ = ["ErrorMap", "map_errors", "translate"]
 

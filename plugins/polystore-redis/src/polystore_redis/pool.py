@@ -16,7 +16,7 @@ from typing import Any
 from redis import exceptions as rx
 from redis.asyncio.connection import ConnectionPool
 
-from polystore import deadlines
+from polystore.spi import remaining
 
 __all__ = ["WaitingConnectionPool"]
 
@@ -48,15 +48,15 @@ class WaitingConnectionPool(ConnectionPool):
             if not _exhausted(exc):
                 raise
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadlines.remaining(self.wait_timeout)
+        deadline = loop.time() + remaining(self.wait_timeout)
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            left = deadline - loop.time()
+            if left <= 0:
                 raise rx.ConnectionError("No connection available.")
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, remaining)
+                await asyncio.wait_for(waiter, left)
             except asyncio.TimeoutError:
                 raise rx.ConnectionError("No connection available.") from None
             except BaseException:

@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from polystore import RetrySettings
-from polystore.base import DEFAULT_MAX_VALUE_BYTES
-from polystore.redact import redact_url, userinfo_problem
+from polystore.spi import DEFAULT_MAX_VALUE_BYTES, redact_url, userinfo_problem
 from polystore_redis.url import url_problem
 
 __all__ = [

@@ -1,0 +1,109 @@
+"""The plugin interface: ``polystore.spi`` is pinned, and the plugins use nothing else."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import polystore
+import polystore.spi
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN_SOURCES = sorted(ROOT.glob("plugins/*/src/*/**/*.py")) + sorted(
+    (ROOT / "polystore" / "backends").glob("memory*.py")
+)
+ALLOWED = {"polystore", "polystore.spi"}
+
+EXPECTED_SPI = [
+    "Backend",
+    "BackendRegistry",
+    "BackendSettings",
+    "BackendSpec",
+    "BaseBackend",
+    "BaseStore",
+    "BaseTransaction",
+    "Capabilities",
+    "Codec",
+    "CodecRegistry",
+    "DEFAULT_MAX_VALUE_BYTES",
+    "DataStore",
+    "DataStoreTransaction",
+    "DeadlineWatch",
+    "Entry",
+    "ErrorMap",
+    "Health",
+    "JSONInput",
+    "JSONValue",
+    "JsonCodec",
+    "MAX_KEY_BYTES",
+    "MAX_TTL_SECONDS",
+    "PROJECT_NAME",
+    "REDACTED",
+    "RetryPolicy",
+    "RetrySettings",
+    "Scalar",
+    "StoreWrapper",
+    "TTL",
+    "Version",
+    "budget",
+    "current_deadline",
+    "hookimpl",
+    "matches_where",
+    "new_version",
+    "new_versions",
+    "redact_options",
+    "redact_text",
+    "redact_url",
+    "remaining",
+    "scalar_equal",
+    "step_deadline",
+    "url_secrets",
+    "userinfo_problem",
+    "validate_batch_size",
+    "validate_key",
+    "validate_keys",
+    "validate_limit",
+    "validate_namespace",
+    "validate_prefix",
+    "validate_ttl",
+    "validate_where",
+]
+
+
+def test_the_spi_surface_is_exactly_the_pinned_one() -> None:
+    assert sorted(polystore.spi.__all__) == EXPECTED_SPI
+
+
+def test_every_spi_name_resolves() -> None:
+    missing = [name for name in polystore.spi.__all__ if not hasattr(polystore.spi, name)]
+    assert missing == []
+
+
+def test_names_in_both_surfaces_are_the_same_objects() -> None:
+    shared = set(polystore.spi.__all__) & set(polystore.__all__)
+    assert shared  # the base classes are in both
+    for name in shared:
+        assert getattr(polystore.spi, name) is getattr(polystore, name), name
+
+
+def _polystore_imports(path: Path) -> list[str]:
+    modules: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.append(node.module)
+        elif isinstance(node, ast.Import):
+            modules.extend(alias.name for alias in node.names)
+    return [m for m in modules if m == "polystore" or m.startswith("polystore.")]
+
+
+def test_the_plugin_sources_are_found() -> None:
+    packages = {path.parts[-2] for path in PLUGIN_SOURCES}
+    assert {"polystore_redis", "polystore_mongodb", "polystore_postgres", "backends"} <= packages
+
+
+@pytest.mark.parametrize("path", PLUGIN_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugins_import_only_the_application_api_and_the_spi(path: Path) -> None:
+    outside = [m for m in _polystore_imports(path) if m not in ALLOWED]
+    assert outside == []
