@@ -20,6 +20,7 @@ RAW_TARGETS = {
     "save": 0.90,
     "get": 0.90,
     "get_concurrent": 0.90,
+    "save_concurrent": 0.90,
     "save_batch": 0.85,
     "get_batch": 0.85,
 }

@@ -1,12 +1,13 @@
 """Throughput workloads, written against :class:`Ops` (a few async callables) so that one
 definition measures polystore (a store's own bound methods) and, in the repository's
 ``benchmarks/`` suite, raw drivers and other libraries. On ~1 KB JSON documents:
-``save``, ``get``, ``get_concurrent`` (32 tasks), ``save_batch`` / ``get_batch`` (100 per
-call, one op per document), ``cas`` (16 tasks incrementing one counter with read /
-compare-and-set loops, one op per increment) and ``mixed`` (``sessions`` / ``profiles``
-/ ``transactions`` 60 / 30 / 10, 80 % reads). :func:`run_store_benchmarks` measures a
-mapping of route name to store (what ``polystore bench`` runs for a configured
-deployment); :func:`format_table` prints the results.
+``save``, ``get``, ``get_concurrent`` / ``save_concurrent`` (32 tasks), ``save_batch`` /
+``get_batch`` (100 per call, one op per document), ``cas`` (16 tasks incrementing one
+counter with read / compare-and-set loops, one op per increment) and ``mixed``
+(``sessions`` / ``profiles`` / ``transactions`` 60 / 30 / 10, 80 % reads).
+:func:`run_store_benchmarks` measures a mapping of route name to store (what
+``polystore bench`` runs for a configured deployment); :func:`format_table` prints the
+results.
 """
 
 from __future__ import annotations
@@ -175,6 +176,17 @@ async def _get_concurrent(ops: Ops, sizes: Sizes, space: KeySpace) -> int:
     return sizes.concurrent_ops
 
 
+async def _save_concurrent(ops: Ops, sizes: Sizes, space: KeySpace) -> int:
+    save, keys, docs, size, step = ops.save, space.keys, space.docs, space.size, sizes.concurrency
+
+    async def worker(first: int) -> None:
+        for i in range(first, sizes.concurrent_ops, step):
+            await save(keys[i % size], docs[i % size])
+
+    await asyncio.gather(*(worker(w) for w in range(step)))
+    return sizes.concurrent_ops
+
+
 async def _batch(ops: Ops, sizes: Sizes, space: KeySpace, *, write: bool) -> int:
     batches = [space.items(b * sizes.batch, sizes.batch) for b in range(sizes.batches)]
     for items in batches:
@@ -218,6 +230,7 @@ SINGLE_WORKLOADS: tuple[Workload, ...] = (
     Workload("save", _save),
     Workload("get", _get, _preload),
     Workload("get_concurrent", _get_concurrent, _preload),
+    Workload("save_concurrent", _save_concurrent),
     Workload("save_batch", functools.partial(_batch, write=True)),
     Workload("get_batch", functools.partial(_batch, write=False), _preload),
     Workload("cas", _cas, _reset_counter, needs_cas=True),

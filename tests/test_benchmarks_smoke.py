@@ -21,7 +21,7 @@ from polystore import PluginManager
 from polystore.testing.services import ServiceEndpoint, resolve_service
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = {"save", "get", "get_concurrent", "save_batch", "get_batch", "cas"}
+WORKLOADS = {"save", "get", "get_concurrent", "save_concurrent", "save_batch", "get_batch", "cas"}
 PEERS = {"py-key-value": "key_value.aio", "aiocache": "aiocache"}
 INSTALLED = {"polystore", "raw"} | {
     name for name, module in PEERS.items() if importlib.util.find_spec(module) is not None
