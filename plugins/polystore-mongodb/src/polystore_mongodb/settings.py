@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from polystore.spi import DEFAULT_MAX_VALUE_BYTES, RetrySettings, redact_url, userinfo_problem
+from polystore.spi import BackendSettings, redact_url, userinfo_problem
 from polystore_mongodb.uri import uri_problem
 
 __all__ = ["DEFAULT_DATABASE", "DEFAULT_URL", "MongoSettings", "database_from_url"]
@@ -44,7 +44,7 @@ def check_database_name(name: str) -> str:
     return name
 
 
-class MongoSettings(BaseModel):
+class MongoSettings(BackendSettings):
     """Options of the ``mongodb`` backend.
 
     Options set here win over the same options in the URL (for example ``w``).
@@ -112,8 +112,6 @@ class MongoSettings(BaseModel):
     tls_allow_invalid_hostnames: bool = False
     app_name: str = "polystore"
     keys_per_query: int = Field(default=1000, ge=1, le=10_000)
-    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
 
     @field_validator("url")
     @classmethod

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from polystore.spi import (
-    DEFAULT_MAX_VALUE_BYTES,
-    RetrySettings,
+    BackendSettings,
     redact_url,
     url_secrets,
     userinfo_problem,
@@ -24,7 +23,7 @@ Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
-class PostgresSettings(BaseModel):
+class PostgresSettings(BackendSettings):
     """Options of the ``postgres`` backend.
 
     Give either ``url`` (a libpq-style DSN such as ``postgresql://app:pw@db:5432/app``) or
@@ -101,7 +100,6 @@ class PostgresSettings(BaseModel):
     statement_cache_size: int = Field(default=1024, ge=0)
     isolation: Isolation = "serializable"
     transaction_attempts: int = Field(default=5, ge=1, le=100)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
     sslmode: SslMode | None = None
     sslrootcert: str | None = None
     sslcert: str | None = None
@@ -112,7 +110,6 @@ class PostgresSettings(BaseModel):
     reap_batch: int = Field(default=1000, ge=1, le=1_000_000)
     batch_rows: int = Field(default=5000, ge=1, le=100_000)
     query_index: Literal["auto", "eager", "off"] = "auto"
-    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
     replica_urls: tuple[SecretStr, ...] = ()
     read_from: Literal["primary", "replica"] = "primary"
     read_your_writes: bool = True

@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from polystore import RetrySettings
-from polystore.spi import DEFAULT_MAX_VALUE_BYTES, redact_url, userinfo_problem
+from polystore.spi import BackendSettings, redact_url, userinfo_problem
 from polystore_redis.url import url_problem
 
 __all__ = [
@@ -59,7 +58,7 @@ class RedisTLSSettings(BaseModel):
         return self != RedisTLSSettings()
 
 
-class RedisSettings(BaseModel):
+class RedisSettings(BackendSettings):
     """Options of the ``redis`` backend.
 
     Attributes:
@@ -91,12 +90,10 @@ class RedisSettings(BaseModel):
     pool_size: int = Field(default=50, ge=1, le=100_000)
     timeout: float = Field(default=5.0, gt=0, le=3600)
     connect_timeout: float | None = Field(default=None, gt=0, le=3600)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
     prefix: str = "polystore"
     tls: RedisTLSSettings = Field(default_factory=RedisTLSSettings)
     cluster: bool = False
     hash_tag_namespaces: bool | None = None
-    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
 
     @field_validator("url")
     @classmethod
