@@ -20,9 +20,14 @@ class BackendSettings(BaseModel):
     Attributes:
         max_value_bytes: The largest encoded value a save accepts.
         retry: How idempotent calls are retried when the backend cannot be reached.
+        coalesce: Send concurrent single-key calls as batches (see
+            :mod:`polystore.coalesce`), where the backend implements them.
+        coalesce_max_batch: Calls that make a batch go out at once.
     """
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, gt=0)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    coalesce: bool = False
+    coalesce_max_batch: int = Field(default=128, ge=1, le=10_000)

@@ -29,6 +29,7 @@ from polystore.base import (
     new_version,
     new_versions,
 )
+from polystore.coalesce import CoalesceStats, ReadResult, WriteOp, WriteResult
 from polystore.codecs import Codec, CodecRegistry, JsonCodec
 from polystore.deadlines import (
     DeadlineWatch,
@@ -81,6 +82,7 @@ __all__ = [
     "BaseStore",
     "BaseTransaction",
     "Capabilities",
+    "CoalesceStats",
     "Codec",
     "CodecRegistry",
     "DataStore",
@@ -92,11 +94,14 @@ __all__ = [
     "JSONInput",
     "JSONValue",
     "JsonCodec",
+    "ReadResult",
     "RetryPolicy",
     "RetrySettings",
     "Scalar",
     "StoreWrapper",
     "Version",
+    "WriteOp",
+    "WriteResult",
     "budget",
     "current_deadline",
     "hookimpl",
