@@ -16,6 +16,7 @@ __all__ = [
     "CAS_DELETE",
     "CAS_SAVE",
     "COMMIT",
+    "GET_ENTRIES",
     "GET_ENTRY",
     "VERSION_LENGTH",
     "Scripts",
@@ -58,6 +59,23 @@ return {value, redis.call('PTTL', KEYS[1])}
 """
 """Value and remaining ttl (ms, -1 for none) in one atomic read, or nil."""
 
+GET_ENTRIES = """
+local out = {}
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if value then
+    out[2 * i - 1] = value
+    out[2 * i] = redis.call('PTTL', KEYS[i])
+  else
+    out[2 * i - 1] = false
+    out[2 * i] = -2
+  end
+end
+return out
+"""
+"""Value and remaining ttl of each key, in one atomic read: a flat list of pairs
+(``nil, -2`` for an absent key)."""
+
 COMMIT = """
 for i = 1, #KEYS do
   local cond = ARGV[4 * i - 3]
@@ -96,10 +114,11 @@ class Scripts:
         client: A ``redis.asyncio.Redis`` or ``RedisCluster``.
     """
 
-    __slots__ = ("cas_delete", "cas_save", "commit", "get_entry")
+    __slots__ = ("cas_delete", "cas_save", "commit", "get_entries", "get_entry")
 
     def __init__(self, client: Any) -> None:
         self.cas_save: Any = client.register_script(CAS_SAVE)
         self.cas_delete: Any = client.register_script(CAS_DELETE)
         self.get_entry: Any = client.register_script(GET_ENTRY)
+        self.get_entries: Any = client.register_script(GET_ENTRIES)
         self.commit: Any = client.register_script(COMMIT)

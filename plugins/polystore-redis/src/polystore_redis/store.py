@@ -28,10 +28,12 @@ from polystore import (
     JsonCodec,
     JSONValue,
     SerializationError,
+    StoreError,
     Version,
     new_version,
     new_versions,
 )
+from polystore.spi import ReadResult, WriteOp, WriteResult
 from polystore_redis.errors import map_errors
 from polystore_redis.keys import KeyLayout, group_by_slot
 from polystore_redis.scripts import VERSION_LENGTH, ttl_to_ms
@@ -53,6 +55,12 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _queue_script(pipe: Any, script: Any, key: str, *args: Any) -> None:
+    """Queue ``script`` on one key in ``pipe`` (the pipeline loads it if the server lacks it)."""
+    pipe.scripts.add(script)
+    pipe.evalsha(script.sha, 1, key, *args)
+
+
 class RedisStore(BaseStore):
     """One namespace of a Redis server or cluster (the reference design's ``RedisStore``).
 
@@ -65,17 +73,23 @@ class RedisStore(BaseStore):
     """
 
     def __init__(self, backend: RedisBackend, namespace: str, capabilities: Capabilities) -> None:
+        layout = KeyLayout(backend.settings.prefix, namespace, hash_tag=backend.hash_tag_namespaces)
+        # On a cluster, multi-key commands must be split by slot unless the layout pins
+        # the whole namespace to one slot.
+        split_by_slot = backend.is_cluster and not layout.single_slot
+        settings = backend.settings
         super().__init__(
             f"{backend.name}/{namespace}",
             capabilities,
             retry=backend.retry,
-            max_value_bytes=backend.settings.max_value_bytes,
-            timeout=backend.settings.timeout,
+            max_value_bytes=settings.max_value_bytes,
+            timeout=settings.timeout,
+            # Not on a cluster yet: its pipelines differ (no scripts, split by slot).
+            coalesce=settings.coalesce and not backend.is_cluster,
+            coalesce_max_batch=settings.coalesce_max_batch,
         )
         self.namespace = namespace
-        self.layout = KeyLayout(
-            backend.settings.prefix, namespace, hash_tag=backend.hash_tag_namespaces
-        )
+        self.layout = layout
         self._backend = backend
         self._client: Any = backend.client
         self._scripts: Any = backend.scripts
@@ -85,9 +99,7 @@ class RedisStore(BaseStore):
         self._loads: Callable[[bytes], JSONValue] = (
             orjson.loads if type(self.codec) is JsonCodec else self.codec.decode
         )
-        # On a cluster, multi-key commands must be split by slot unless the layout pins
-        # the whole namespace to one slot.
-        self._split_by_slot = backend.is_cluster and not self.layout.single_slot
+        self._split_by_slot = split_by_slot
 
     def _detach(self, closed: Any) -> None:
         """Route every later call to ``closed`` (the backend was closed)."""
@@ -265,6 +277,74 @@ class RedisStore(BaseStore):
         with map_errors(self.name, "delete_many", write=True):
             counts = await self._run(commands)
         return sum(int(count) for count in counts)
+
+    # -- coalesced single-key calls (see polystore.coalesce) --------------------------
+
+    async def _get_entries_batch(self, keys: list[str]) -> list[ReadResult]:
+        base = self._base
+        replies: list[Any] = []
+        with map_errors(self.name, "get_many"):
+            for chunk in _chunks(keys, BATCH_CHUNK):
+                replies.extend(await self._scripts.get_entries(keys=[base + k for k in chunk]))
+        results: list[ReadResult] = []
+        for i, key in enumerate(keys):
+            raw = replies[2 * i]
+            if raw is None:
+                results.append(None)
+                continue
+            try:
+                results.append(self._entry(key, raw, int(replies[2 * i + 1])))
+            except SerializationError as exc:
+                results.append(exc)
+        return results
+
+    async def _write_batch(self, ops: list[WriteOp]) -> list[WriteResult]:
+        # One non-transactional pipeline: one round trip, applied in call order.
+        versions = new_versions(len(ops))
+        pipe = self._client.pipeline(transaction=False)
+        for op, version in zip(ops, versions, strict=True):
+            full = self._base + op.key
+            if op.data is None:
+                if op.if_version is None:
+                    pipe.execute_command("DEL", full)
+                else:
+                    _queue_script(pipe, self._scripts.cas_delete, full, op.if_version)
+                continue
+            payload = version.encode() + op.data
+            px: tuple[Any, ...] = () if op.ttl is None else ("PX", ttl_to_ms(op.ttl))
+            if op.if_version is not None:
+                ttl_ms = px[1] if px else ""
+                _queue_script(pipe, self._scripts.cas_save, full, op.if_version, payload, ttl_ms)
+            elif op.if_absent:
+                pipe.execute_command("SET", full, payload, *px, "NX")
+            else:
+                pipe.execute_command("SET", full, payload, *px)
+        with map_errors(self.name, "save_many", write=True):
+            replies = await pipe.execute(raise_on_error=False)
+        return [
+            self._write_result(op, version, reply)
+            for op, version, reply in zip(ops, versions, replies, strict=True)
+        ]
+
+    def _write_result(self, op: WriteOp, version: Version, reply: Any) -> WriteResult:
+        name, operation, key = self.name, op.operation, op.key
+        if isinstance(reply, Exception):
+            try:
+                with map_errors(name, operation, key, write=True):
+                    raise reply
+            except StoreError as exc:
+                return exc
+        if op.data is None:
+            if op.if_version is not None and not reply:
+                return ConflictError("version mismatch", backend=name, operation=operation, key=key)
+            return bool(reply)
+        if op.if_absent and not reply:
+            return AlreadyExistsError(
+                "key already exists", backend=name, operation=operation, key=key
+            )
+        if op.if_version is not None and not reply:
+            return ConflictError("version mismatch", backend=name, operation=operation, key=key)
+        return version
 
     # -- scan -------------------------------------------------------------------------
 
