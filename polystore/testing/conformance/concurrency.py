@@ -76,13 +76,13 @@ class ConcurrencyTests:
             assert (entry.value, entry.version) == ({"n": i}, version)
 
     async def test_concurrent_reads_each_get_their_own_key(self, store: DataStore) -> None:
-        keys = [f"read{i}" for i in range(TASKS)]
+        keys = [f"read{i}" for i in range(TASKS - 6)]
         await store.save_many({k: i for i, k in enumerate(keys)})
-        keys_asked = [*keys, "read-missing", *keys[:5]]
+        keys_asked = [*keys, "read-missing", *keys[:5]]  # TASKS calls, some keys twice
         values = await asyncio.gather(*(store.get(k) for k in keys_asked))
         present = await asyncio.gather(*(store.exists(k) for k in keys_asked))
-        assert values == [*range(TASKS), None, *range(5)]
-        assert present == [True] * TASKS + [False] + [True] * 5
+        assert values == [*range(TASKS - 6), None, *range(5)]
+        assert present == [True] * (TASKS - 6) + [False] + [True] * 5
 
     async def test_one_of_many_concurrent_compare_and_sets_wins(self, store: DataStore) -> None:
         requires(store, Capabilities.CAS)
