@@ -21,6 +21,7 @@ from polystore.errors import (
     QuorumUnavailableError,
     QuorumUnknownOutcomeError,
     SerializationError,
+    StoreError,
     StoreUnavailableError,
     ValidationError,
 )
@@ -88,6 +89,11 @@ class Background:
         if exc is not None:
             self.failed += 1
             logger.debug("background %s failed, left for repair: %r", what, exc)
+
+    async def settle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the calls pending now; cancel nothing."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for the pending calls (at most ``timeout`` seconds), then cancel the rest."""
@@ -197,7 +203,8 @@ def require_write(
         QuorumUnavailableError: No replica took it, and none may have (every failure
             happened before anything was sent).
         QuorumUnknownOutcomeError: Some took it, or may have, fewer than the quorum.
-        ValidationError: A replica refused the request itself (re-raised as is).
+        ValidationError: A replica refused the request itself (re-raised as is, as is
+            any error that is not a store error).
     """
     if len(outcome.results) >= quorum:
         return
@@ -225,7 +232,10 @@ def _first_error(outcome: Outcome[Any]) -> BaseException | None:
 
 
 def _raise_deterministic(outcome: Outcome[Any]) -> None:
-    """Re-raise an error that says the request itself is wrong (not the replicas)."""
+    """Re-raise an error that says the request itself is wrong (not the replicas), or
+    that is no store error at all (a bug is not a quorum failure)."""
     for exc in outcome.errors.values():
         if isinstance(exc, (ValidationError, SerializationError)):
+            raise exc
+        if isinstance(exc, Exception) and not isinstance(exc, StoreError):
             raise exc

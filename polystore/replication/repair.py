@@ -6,9 +6,11 @@ set of keys seen. Instead:
 
 - ``scan`` yields a key from the *last* replica (in order) that holds it: a key found
   while a later replica also holds it is left for that replica's scan, which will list
-  it (a replica holds a key until ``repair`` reaps it). So a key that exists for the
-  whole scan is listed exactly once, even when copies land on replicas while the scan
-  runs; a key written during the scan may be listed twice or not at all.
+  it (a replica holds a key until ``repair`` reaps it), so no key is missed. A copy
+  landing on a later replica after an earlier one yielded the key would list it twice:
+  so the scan first lets this store's own replica calls still running finish (up to
+  :data:`SETTLE_SECONDS`). A key written during the scan, or copied by another
+  process's late replica call, may be listed twice or not at all.
 - ``repair`` handles a key at the *first* replica that holds it and copies it to every
   other one, then skips it on the later ones. A key copied to an earlier replica while
   the pass runs (a write, a straggler) may be left for the next pass.
@@ -35,9 +37,11 @@ from polystore.types import Entry, JSONValue, Version
 if TYPE_CHECKING:
     from polystore.replication.store import ReplicatedStore
 
-__all__ = ["RepairReport", "run_repair", "scan_live"]
+__all__ = ["SETTLE_SECONDS", "RepairReport", "run_repair", "scan_live"]
 
 _CONCURRENCY = 32
+SETTLE_SECONDS = 5.0
+"""How long a scan waits for this store's running replica calls before it starts."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ async def scan_live(store: ReplicatedStore, prefix: str, batch_size: int) -> Asy
         QuorumUnavailableError: Too few replicas could be scanned, a batch could not be
             read from a read quorum, or a replica failed after keys were left to it.
     """
+    await store.background.settle(SETTLE_SECONDS)
     names = list(store.replicas)
     scanned: list[str] = []
     failed: list[str] = []
@@ -175,6 +180,7 @@ async def run_repair(
     batch_size: int,
 ) -> RepairReport:
     """One anti-entropy pass over ``store`` (see the module docstring)."""
+    await store.background.settle(SETTLE_SECONDS)
     names = list(store.replicas)
     report = RepairReport(replicas=tuple(names))
     for position, name in enumerate(names):

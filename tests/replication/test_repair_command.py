@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from polystore import Polystore
+from polystore.replication import RepairReport
+from polystore.replication.command import describe
 
 CONFIG = """
 [backends.a]
@@ -123,6 +125,10 @@ def test_a_terminal_shows_the_live_progress_and_the_summary(workdir: Path) -> No
     os.close(leader)
     assert proc.wait(timeout=60) == 0
     shown = b"".join(chunks).decode(errors="replace")
-    assert "repairing carts: a:" in shown  # the live line names the replica being scanned
-    assert "repaired ·" in shown
+    assert "repairing carts" in shown  # the live line (its details refresh 10 times a second)
     assert "300 keys checked" in shown
+
+
+def test_the_live_line_names_the_replica_being_scanned_and_the_counts() -> None:
+    report = RepairReport(("a", "b"), scanned=1200, repaired=35, copies=40, reaped=2, current="b")
+    assert describe(report) == "b: 1,200 keys · 35 repaired · 2 reaped"
