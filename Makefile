@@ -16,7 +16,7 @@ install: $(BIN)/python
 	$(PIP) -e .
 
 install-dev: $(BIN)/python
-	$(PIP) -e ".[testing,docker]" -r requirements/dev.txt $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
+	$(PIP) -e ".[testing,docker,otel]" -r requirements/dev.txt $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
 
 ## dist: the wheels of polystore-sdk and of every backend plugin, in $(DIST)/
 dist: $(BIN)/python

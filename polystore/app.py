@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +39,7 @@ from polystore.settings import (
 from polystore.sharding import ShardedStore
 from polystore.sharding.routes import SHARD_MAP_SUFFIX, build_sharded_store
 from polystore.startup import backend_failure, open_backends
+from polystore.telemetry import Instruments, instrument, instruments_for
 from polystore.types import TTL, Capabilities, Health, JSONValue, Version
 
 __all__ = ["PolyglotPersistenceManager", "Polystore", "RouteInfo"]
@@ -94,6 +95,7 @@ class Polystore:
         self._replicated: dict[str, ReplicatedStore] = {}
         self._route_info: dict[str, RouteInfo] = {}
         self._collections: dict[str, Collection[Any]] = {}
+        self._instruments: Instruments | None = None
         self._started = False
 
     @classmethod
@@ -144,6 +146,7 @@ class Polystore:
         """
         if self._started:
             return
+        self._instruments = instruments_for(self.settings.telemetry)
         try:
             for name, config in self.settings.backends.items():
                 self._backends[name] = self._build_backend(name, config)
@@ -243,7 +246,7 @@ class Polystore:
                 missing=missing.names(),
                 backend=route.backend,
             )
-        self._routes[name] = store
+        self._routes[name] = self._observed(name, store, [route.backend], namespace)
         logger.debug("route %s -> %s (%s)", name, store.name, ",".join(required.names()))
         self._route_info[name] = RouteInfo(
             name=name,
@@ -253,6 +256,16 @@ class Polystore:
             requires=required,
             capabilities=store.capabilities,
             default_ttl=route.default_ttl,
+        )
+
+    def _observed(
+        self, name: str, store: DataStore, backends: Sequence[str], namespace: str
+    ) -> DataStore:
+        """The route's store as callers get it: traced and measured when telemetry is
+        collected (see :mod:`polystore.telemetry`)."""
+        plugins = [self.settings.backends[backend].plugin for backend in backends]
+        return instrument(
+            store, route=name, plugins=plugins, namespace=namespace, instruments=self._instruments
         )
 
     def _member_store(self, route: str, backend_name: str, namespace: str) -> DataStore:
@@ -303,7 +316,7 @@ class Polystore:
                 backend=",".join(ids),
             )
         self._sharded[name] = sharded
-        self._routes[name] = store
+        self._routes[name] = self._observed(name, store, ids, namespace)
         self._route_info[name] = RouteInfo(
             name=name,
             backend=",".join(ids),
@@ -339,7 +352,7 @@ class Polystore:
                 backend=",".join(ids),
             )
         self._replicated[name] = replicated
-        self._routes[name] = store
+        self._routes[name] = self._observed(name, store, ids, namespace)
         self._route_info[name] = RouteInfo(
             name=name,
             backend=",".join(ids),

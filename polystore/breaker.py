@@ -21,6 +21,7 @@ router puts every route behind the breaker of its backend; settings per backend:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polystore.errors import StoreUnavailableError, UnknownOutcomeError
 from polystore.protocol import DataStore
+from polystore.telemetry import add_event
 from polystore.wrapper import StoreWrapper
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "CircuitBreakerStore",
     "CircuitOpenError",
 ]
+
+logger = logging.getLogger("polystore.breaker")
 
 T = TypeVar("T")
 State = Literal["closed", "open", "half_open"]
@@ -121,6 +125,9 @@ class CircuitBreaker:
 
     def success(self) -> None:
         """Record a call that reached the backend: the breaker closes."""
+        if self._opened_at is not None:
+            logger.info("circuit breaker of backend %s closed: a probe call succeeded", self.name)
+            add_event("polystore.circuit_breaker.closed", {"polystore.backend": self.name})
         self._failures = 0
         self._opened_at = None
         self._probing = False
@@ -136,6 +143,22 @@ class CircuitBreaker:
         self._failures += 1
         if self._probing or self._failures >= self.failures:
             self._opened_at = self._clock()
+            logger.warning(
+                "circuit breaker of backend %s opened after %d unreachable calls in a row "
+                "(last: %s); calls fail fast for %g s, then one probes",
+                self.name,
+                self._failures,
+                type(exc).__name__,
+                self.reset_after,
+            )
+            add_event(
+                "polystore.circuit_breaker.opened",
+                {
+                    "polystore.backend": self.name,
+                    "polystore.failures": self._failures,
+                    "error.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+                },
+            )
         self._probing = False
 
     async def call(self, operation: str, work: Callable[[], Awaitable[T]]) -> T:

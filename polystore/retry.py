@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -13,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polystore.deadlines import current_deadline
 from polystore.errors import StoreError, StoreUnavailableError
+from polystore.telemetry import add_event
 
 __all__ = ["RetryPolicy", "RetrySettings"]
+
+logger = logging.getLogger("polystore.retry")
 
 T = TypeVar("T")
 
@@ -74,6 +78,7 @@ class RetryPolicy:
             pause = self.delay(number)
             if deadline is not None and time.monotonic() + pause >= deadline:
                 break  # no time left for another attempt
+            _log_retry(error, number, self.attempts, pause)
             await asyncio.sleep(pause)
             try:
                 return await call()
@@ -96,3 +101,26 @@ class RetrySettings(BaseModel):
         return RetryPolicy(
             attempts=self.attempts, base_delay=self.base_delay, max_delay=self.max_delay
         )
+
+
+def _log_retry(error: StoreError, number: int, attempts: int, pause: float) -> None:
+    """A log record and a span event for one retry; the error's message is left out (it
+    may name the key)."""
+    error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+    logger.info(
+        "retrying %s on %s (retry %d of %d in %.3f s) after %s",
+        error.operation or "call",
+        error.backend or "store",
+        number,
+        attempts - 1,
+        pause,
+        type(error).__name__,
+    )
+    add_event(
+        "polystore.retry",
+        {
+            "polystore.retry.number": number,
+            "polystore.retry.delay": pause,
+            "error.type": error_type,
+        },
+    )

@@ -44,6 +44,7 @@ from polystore.config_file import (
 from polystore.errors import ConfigurationError
 from polystore.redact import redact_options
 from polystore.settings_errors import describe_validation_error, did_you_mean
+from polystore.telemetry import TelemetrySettings
 from polystore.types import Capabilities
 
 __all__ = [
@@ -243,6 +244,7 @@ class PolystoreSettings(BaseSettings):
 
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     _config_file: ConfigFile | None = PrivateAttr(default=None)
 
     @property
@@ -314,7 +316,9 @@ class PolystoreSettings(BaseSettings):
             if route.namespace is None:
                 updates["namespace"] = name
             filled[name] = route.model_copy(update=updates)
-        resolved = PolystoreSettings.model_construct(backends=backends, routes=filled)
+        resolved = PolystoreSettings.model_construct(
+            backends=backends, routes=filled, telemetry=self.telemetry
+        )
         resolved._config_file = self._config_file
         return resolved
 

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTIONS = ("polystore_sdk", "polystore_redis", "polystore_mongodb", "polystore_postgres")
-PUBLIC_EXTRAS = {"redis", "mongodb", "postgres", "testing", "docker"}
+PUBLIC_EXTRAS = {"redis", "mongodb", "postgres", "testing", "docker", "otel"}
 INSTALL_TIMEOUT = 900
 
 

@@ -100,7 +100,7 @@ def test_known_keys_come_from_the_models_so_new_fields_are_known() -> None:
         routes: dict[str, Extended | None] = pydantic.Field(default_factory=dict)
 
     assert "colour" in known_keys([Top], ("routes", "any-route"))
-    assert known_keys([PolystoreSettings], ()) == ["backends", "routes"]
+    assert known_keys([PolystoreSettings], ()) == ["backends", "routes", "telemetry"]
 
 
 def test_toml_syntax_errors_name_the_file_line_and_column(workdir: Path) -> None:
