@@ -234,7 +234,12 @@ class Standbys:
         deadline = time.monotonic() + budget
         conn = None
         try:
-            conn = await pool.acquire(timeout=budget)
+            # An idle connection is handed over at once: no timer to arm. Opening a new
+            # one may hang on a frozen standby, so that waits within the budget.
+            if pool.get_idle_size():
+                conn = await pool.acquire()
+            else:
+                conn = await pool.acquire(timeout=budget)
             while not self._fresh_enough(standby, wait=wait):
                 await standby.refresh(conn, _left(deadline))
                 if self._fresh_enough(standby, wait=wait):
