@@ -1,20 +1,17 @@
-"""OpenTelemetry spans, metrics and events of routed calls, on real Redis and PostgreSQL.
-
-The SDK's tracer and meter providers are installed once for the process (OpenTelemetry
-allows one global provider of each); every test uses its own route name and reads only
-the spans and data points of that route.
-"""
+"""OpenTelemetry spans, metrics and events of routed calls, on real Redis and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from opentelemetry import metrics, trace
+from opentelemetry import trace
+from opentelemetry.metrics import _internal as metrics_api
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -53,20 +50,20 @@ class Collected:
         ]
 
 
-_COLLECTED: Collected | None = None
-
-
 @pytest.fixture
-def collected() -> Collected:
-    global _COLLECTED
-    if _COLLECTED is None:
-        spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-        _COLLECTED = Collected(spans, reader)
-    return _COLLECTED
+def collected(monkeypatch: pytest.MonkeyPatch) -> Iterator[Collected]:
+    """SDK providers installed as the global ones for one test, and the API's proxies back
+    afterwards (the API sets a global provider once per process, so the test swaps the
+    variables behind it, as OpenTelemetry's own test utilities do)."""
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    meter_provider = MeterProvider(metric_readers=[reader])
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", tracer_provider)
+    monkeypatch.setattr(metrics_api, "_METER_PROVIDER", meter_provider)
+    yield Collected(spans, reader)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
 
 
 def _route() -> str:
@@ -207,4 +204,25 @@ def test_routes_are_not_wrapped_when_telemetry_is_turned_off(collected: Collecte
         async with Polystore.from_config(config) as ps:
             return type(ps.route("notes")).__name__
 
-    assert asyncio.run(main()) != "TelemetryStore"
+    assert asyncio.run(main()) == "CircuitBreakerStore"
+
+
+def test_routes_are_not_wrapped_while_no_sdk_provider_is_installed() -> None:
+    assert not collecting()
+    config = {"backends": {"m": {"plugin": "memory"}}, "routes": {"notes": {"backend": "m"}}}
+
+    async def main() -> str:
+        async with Polystore.from_config(config) as ps:
+            return type(ps.route("notes")).__name__
+
+    assert asyncio.run(main()) == "CircuitBreakerStore"
+
+
+def test_routes_are_wrapped_once_a_provider_is_installed(collected: Collected) -> None:
+    config = {"backends": {"m": {"plugin": "memory"}}, "routes": {"notes": {"backend": "m"}}}
+
+    async def main() -> str:
+        async with Polystore.from_config(config) as ps:
+            return type(ps.route("notes")).__name__
+
+    assert asyncio.run(main()) == "TelemetryStore"
