@@ -111,3 +111,34 @@ def test_the_plugin_sources_are_found() -> None:
 def test_plugins_import_only_the_application_api_and_the_spi(path: Path) -> None:
     outside = [m for m in _polystore_imports(path) if m not in ALLOWED]
     assert outside == []
+
+
+def _logger_names(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "getLogger"
+        ):
+            argument = node.args[0] if node.args else None
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                names.append(argument.value)
+            else:
+                names.append("(computed)")
+    return names
+
+
+CORE_SOURCES = sorted((ROOT / "polystore").rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    "path", PLUGIN_SOURCES + CORE_SOURCES, ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_loggers_are_named_under_the_polystore_tree(path: Path) -> None:
+    outside = [
+        name
+        for name in _logger_names(path)
+        if name != "polystore" and not name.startswith("polystore.")
+    ]
+    assert outside == []

@@ -26,7 +26,7 @@ __all__ = ["ALWAYS", "MAX_CAPABILITIES", "Document", "MongoBackend"]
 
 Document = dict[str, Any]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("polystore.mongodb")
 
 ALWAYS = (
     Capabilities.TTL

@@ -38,7 +38,7 @@ from polystore_postgres.store import PostgreSQLStore
 
 __all__ = ["CAPABILITIES", "PostgresBackend"]
 
-logger = logging.getLogger("polystore_postgres")
+logger = logging.getLogger("polystore.postgres")
 
 CAPABILITIES = (
     Capabilities.TTL

@@ -44,7 +44,7 @@ __all__ = ["RETRY_AFTER", "Standby", "Standbys"]
 T = TypeVar("T")
 Work = Callable[[Any, float], Awaitable[T]]
 
-logger = logging.getLogger("polystore_postgres")
+logger = logging.getLogger("polystore.postgres")
 
 RETRY_AFTER = 1.0
 """Seconds a standby that could not be reached is skipped before it is tried again."""

@@ -52,7 +52,7 @@ T = TypeVar("T")
 _loads = orjson.loads
 _INDEX_RETRY_SECONDS = 30.0
 _MAX_FIND_PAGE = 1000
-logger = logging.getLogger("polystore_postgres")
+logger = logging.getLogger("polystore.postgres")
 
 
 class PostgreSQLStore(BaseStore):
