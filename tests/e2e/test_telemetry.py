@@ -207,7 +207,11 @@ def test_routes_are_not_wrapped_when_telemetry_is_turned_off(collected: Collecte
     assert asyncio.run(main()) == "CircuitBreakerStore"
 
 
-def test_routes_are_not_wrapped_while_no_sdk_provider_is_installed() -> None:
+def test_routes_are_not_wrapped_while_no_sdk_provider_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)  # whatever ran before: the proxies
+    monkeypatch.setattr(metrics_api, "_METER_PROVIDER", None)
     assert not collecting()
     config = {"backends": {"m": {"plugin": "memory"}}, "routes": {"notes": {"backend": "m"}}}
 
