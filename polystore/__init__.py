@@ -14,7 +14,7 @@ from polystore.breaker import (
     CircuitBreakerStore,
     CircuitOpenError,
 )
-from polystore.codecs import Codec, CodecRegistry, JsonCodec
+from polystore.codecs import Codec, JsonCodec
 from polystore.collections import Collection, TransactionCollection, TypedEntry
 from polystore.errormap import ErrorMap
 from polystore.errors import (
@@ -68,7 +68,6 @@ __all__ = [
     "CircuitBreakerStore",
     "CircuitOpenError",
     "Codec",
-    "CodecRegistry",
     "Collection",
     "ConfigurationError",
     "ConfigurationWarning",

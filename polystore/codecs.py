@@ -1,4 +1,12 @@
-"""Codecs turn JSON values into bytes and back. JSON (orjson) is the default; no pickle.
+"""Codecs turn JSON values into bytes and back. JSON (orjson) is the one codec; no pickle.
+
+Values are JSON by contract, and two backends store them as JSON themselves (PostgreSQL
+``json`` columns, MongoDB documents that ``find`` filters on), so another encoding could not be
+chosen per backend without losing ``find`` or the server-side types. There is therefore no
+codec setting and no codec registry: a plugin whose server stores bytes passes
+:class:`JsonCodec` (or its own :class:`Codec`) to ``BaseStore``, and an application
+with other types stores them through a typed ``Collection`` (pydantic), which writes their
+JSON form.
 
 The JSON codec stores what :data:`~polystore.types.JSONInput` promises and refuses the
 rest with :class:`~polystore.errors.SerializationError`, the same on every backend:
@@ -35,10 +43,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from polystore.errors import PluginError, SerializationError
+from polystore.errors import SerializationError
 from polystore.types import JSONInput, JSONValue
 
-__all__ = ["Codec", "CodecRegistry", "JsonCodec"]
+__all__ = ["Codec", "JsonCodec"]
 
 _DUMPS_OPTIONS = (
     orjson.OPT_PASSTHROUGH_DATETIME
@@ -224,38 +232,3 @@ class JsonCodec:
             return orjson.loads(data)  # type: ignore[no-any-return]
         except orjson.JSONDecodeError as exc:
             raise SerializationError(f"stored data is not valid JSON: {exc}") from exc
-
-
-class CodecRegistry:
-    """Codecs by name; ``json`` is always present. Plugins add more through a hook."""
-
-    def __init__(self) -> None:
-        self._codecs: dict[str, Codec] = {"json": JsonCodec()}
-
-    def register(self, codec: Codec) -> None:
-        """Add a codec.
-
-        Raises:
-            PluginError: Another codec already has that name.
-        """
-        if not isinstance(codec, Codec):
-            raise PluginError(f"{codec!r} does not implement the Codec protocol")
-        if codec.name in self._codecs:
-            raise PluginError(f"a codec named {codec.name!r} is already registered")
-        self._codecs[codec.name] = codec
-
-    def get(self, name: str) -> Codec:
-        """Return the codec called ``name``.
-
-        Raises:
-            PluginError: No codec has that name.
-        """
-        try:
-            return self._codecs[name]
-        except KeyError:
-            known = ", ".join(sorted(self._codecs))
-            raise PluginError(f"no codec named {name!r}; known: {known}") from None
-
-    def names(self) -> list[str]:
-        """Registered codec names, sorted."""
-        return sorted(self._codecs)

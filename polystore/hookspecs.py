@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from polystore.codecs import CodecRegistry
     from polystore.protocol import DataStore
     from polystore.registry import BackendRegistry
 
@@ -35,11 +34,6 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def polystore_register_backends(registry: BackendRegistry) -> None:
     """Register backend specifications with ``registry.register(BackendSpec(...))``."""
-
-
-@hookspec
-def polystore_register_codecs(registry: CodecRegistry) -> None:
-    """Register codecs with ``registry.register(codec)``."""
 
 
 @hookspec

@@ -13,7 +13,6 @@ from typing import Any
 import pluggy
 
 from polystore import hookspecs
-from polystore.codecs import CodecRegistry
 from polystore.config_env import caller_stacklevel
 from polystore.errors import ConfigurationWarning, PluginError
 from polystore.protocol import DataStore
@@ -64,7 +63,6 @@ class PluginManager:
         self._extra = list(plugins)
         self._pm: pluggy.PluginManager | None = None
         self._backends: BackendRegistry | None = None
-        self._codecs: CodecRegistry | None = None
         self._infos: dict[str, PluginInfo] = {}
 
     @property
@@ -82,15 +80,6 @@ class PluginManager:
             self._call_registering("polystore_register_backends", registry)
             self._backends = registry
         return self._backends
-
-    @property
-    def codecs(self) -> CodecRegistry:
-        """Codecs registered by all plugins (``json`` is built in)."""
-        if self._codecs is None:
-            registry = CodecRegistry()
-            self._call_registering("polystore_register_codecs", registry)
-            self._codecs = registry
-        return self._codecs
 
     def plugins(self) -> list[PluginInfo]:
         """Loaded plugins, by name."""

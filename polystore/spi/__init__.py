@@ -7,8 +7,7 @@ may move between releases.
 - Building a backend: :class:`BaseBackend`, :class:`BaseStore`, :class:`BaseTransaction`,
   :class:`BackendSettings`, :func:`new_version` / :func:`new_versions`,
   :data:`DEFAULT_MAX_VALUE_BYTES`, :func:`validate_namespace`.
-- Registering it: :data:`hookimpl`, :class:`BackendRegistry`, :class:`BackendSpec`,
-  :class:`CodecRegistry`.
+- Registering it: :data:`hookimpl`, :class:`BackendRegistry`, :class:`BackendSpec`.
 - Driver errors: subclass :class:`ErrorMap` once and implement
   ``translate(exc) -> PolystoreError``.
 - Checking input before any I/O: :func:`validate_key`, :func:`validate_keys`,
@@ -30,7 +29,7 @@ from polystore.base import (
     new_versions,
 )
 from polystore.coalesce import CoalesceStats, ReadResult, WriteOp, WriteResult
-from polystore.codecs import Codec, CodecRegistry, JsonCodec
+from polystore.codecs import Codec, JsonCodec
 from polystore.deadlines import (
     DeadlineWatch,
     budget,
@@ -84,7 +83,6 @@ __all__ = [
     "Capabilities",
     "CoalesceStats",
     "Codec",
-    "CodecRegistry",
     "DataStore",
     "DataStoreTransaction",
     "DeadlineWatch",

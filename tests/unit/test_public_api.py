@@ -17,7 +17,6 @@ EXPECTED = [
     "CircuitBreakerStore",
     "CircuitOpenError",
     "Codec",
-    "CodecRegistry",
     "Collection",
     "ConfigurationError",
     "ConfigurationWarning",

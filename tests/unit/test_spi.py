@@ -27,7 +27,6 @@ EXPECTED_SPI = [
     "Capabilities",
     "CoalesceStats",
     "Codec",
-    "CodecRegistry",
     "DEFAULT_MAX_VALUE_BYTES",
     "DataStore",
     "DataStoreTransaction",
