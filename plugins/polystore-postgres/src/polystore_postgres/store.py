@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -23,13 +23,16 @@ from polystore.spi import (
     Entry,
     Health,
     JSONValue,
+    ReadResult,
     Scalar,
     Version,
+    WriteOp,
+    WriteResult,
     matches_where,
     new_versions,
     remaining,
 )
-from polystore_postgres import ops
+from polystore_postgres import coalesced, ops
 from polystore_postgres.call import Call
 from polystore_postgres.errors import (
     DRIVER_ERRORS,
@@ -71,6 +74,11 @@ class PostgreSQLStore(BaseStore):
             retry=backend.retry,
             max_value_bytes=settings.max_value_bytes,
             timeout=settings.timeout,
+            # Not with standbys (reads go to them) or month keys (checked per write).
+            coalesce=settings.coalesce
+            and backend.standbys is None
+            and (settings.partitioning is None or settings.partitioning.by != "range"),
+            coalesce_max_batch=settings.coalesce_max_batch,
         )
         self.namespace = namespace
         self.backend = backend
@@ -285,6 +293,25 @@ class PostgreSQLStore(BaseStore):
                 yield call
             if self._standbys is not None:
                 await self._standbys.note_write(call.conn, call.remaining())
+
+    def batch_call(self, operation: str, chunks: int) -> AbstractAsyncContextManager[Call]:
+        """A call for a batch of writes: one statement, or a transaction around ``chunks``
+        statements (more than one)."""
+        return self._batch(operation, chunks)
+
+    # -- coalesced single-key calls (see polystore.coalesce) --------------------------------
+
+    def _may_coalesce(self) -> bool:
+        # A transaction holder's own writes through the store are refused, not batched.
+        return not (self._tx_tasks and asyncio.current_task() in self._tx_tasks)
+
+    async def _get_entries_batch(self, keys: list[str]) -> list[ReadResult]:
+        sql = self._sql or await self.prepare()
+        return await coalesced.read_batch(self, sql, keys)
+
+    async def _write_batch(self, batch: list[WriteOp]) -> list[WriteResult]:
+        sql = self._sql or await self.prepare()
+        return await coalesced.write_batch(self, sql, batch)
 
     # -- scan and find --------------------------------------------------------------------
 
