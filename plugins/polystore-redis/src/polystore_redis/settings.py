@@ -79,7 +79,12 @@ class RedisSettings(BackendSettings):
         hash_tag_namespaces: Write the namespace as a hash tag (``{prefix}:{ns}:key``) so a
             namespace lives in one cluster slot: batches and transactions stay on one node.
             Defaults to true for a cluster, false otherwise.
+        wait_replicas: Replicas that must confirm each write (``WAIT``) before it is
+            acknowledged; fewer within half of ``timeout`` raise ``UnknownOutcomeError``. A
+            backend with it offers no transactions. 0 (the default): no waiting.
         max_value_bytes: Largest encoded value accepted.
+        coalesce: Send concurrent single-key calls as batches (one script for reads, one
+            pipeline for writes); on by default, off on a cluster.
     """
 
     # Validation errors would otherwise quote the raw input, password included.
@@ -94,6 +99,8 @@ class RedisSettings(BackendSettings):
     tls: RedisTLSSettings = Field(default_factory=RedisTLSSettings)
     cluster: bool = False
     hash_tag_namespaces: bool | None = None
+    wait_replicas: int = Field(default=0, ge=0, le=100)
+    coalesce: bool = True
 
     @field_validator("url")
     @classmethod
@@ -130,6 +137,8 @@ class RedisSettings(BackendSettings):
     @model_validator(mode="after")
     def _check_combination(self) -> RedisSettings:
         scheme = self.scheme
+        if self.wait_replicas and self.is_cluster:
+            raise ValueError("wait_replicas is not supported with Redis Cluster")
         if self.is_sentinel and self.cluster:
             raise ValueError("cluster = true does not go with a redis+sentinel:// URL")
         if self.is_cluster and scheme == "unix":
