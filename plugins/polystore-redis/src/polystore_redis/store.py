@@ -84,8 +84,9 @@ class RedisStore(BaseStore):
             retry=backend.retry,
             max_value_bytes=settings.max_value_bytes,
             timeout=settings.timeout,
-            # Not on a cluster yet: its pipelines differ (no scripts, split by slot).
-            coalesce=settings.coalesce and not backend.is_cluster,
+            # Not on a cluster yet (its pipelines differ: no scripts, split by slot), nor
+            # where each write waits for replicas.
+            coalesce=settings.coalesce and not backend.is_cluster and not settings.wait_replicas,
             coalesce_max_batch=settings.coalesce_max_batch,
         )
         self.namespace = namespace
