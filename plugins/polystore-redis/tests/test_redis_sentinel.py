@@ -10,11 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from polystore_redis import RedisSettings
+from polystore_redis import RedisBackend, RedisSettings
 
-from polystore import Polystore, StoreUnavailableError, UnknownOutcomeError
+from polystore import Capabilities, Polystore, StoreUnavailableError, UnknownOutcomeError
 from polystore.testing import LocalRedisSentinelSet
-from polystore.testing._servers import redis_command
 
 FAILOVER_BOUND = 30.0  # down-after 1 s, election and promotion: a few seconds here
 
@@ -29,34 +28,26 @@ def sentinels() -> Iterator[LocalRedisSentinelSet]:
         servers.close()
 
 
-def _replicated(servers: LocalRedisSentinelSet) -> bool:
-    def offset(port: int) -> int:
-        info = redis_command(port, "INFO", "replication")
-        for line in info.splitlines():
-            if line.startswith(("master_repl_offset:", "slave_repl_offset:")):
-                return int(line.split(":")[1])
-        return -1
-
-    return offset(servers.primary.port) == offset(servers.replica.port)
-
-
 @pytest.mark.asyncio
-async def test_a_failover_is_followed_and_acknowledged_writes_survive_it(
+async def test_a_failover_is_followed_and_writes_acknowledged_by_the_replica_survive_it(
     sentinels: LocalRedisSentinelSet,
 ) -> None:
+    acked = {"plugin": "redis", "url": sentinels.url, "timeout": 1.0, "wait_replicas": 1}
+    plain = {"plugin": "redis", "url": sentinels.url, "timeout": 1.0}
     config = {
-        "backends": {"cache": {"plugin": "redis", "url": sentinels.url, "timeout": 1.0}},
-        "routes": {"sessions": {"backend": "cache"}},
+        "backends": {"acked": acked, "cache": plain},
+        "routes": {
+            "ledger": {"backend": "acked", "namespace": "s"},
+            "sessions": {"backend": "cache", "namespace": "s"},
+        },
     }
     async with Polystore.from_config(config) as app:
         store = app.route("sessions")
         acknowledged = {f"k{i}": i for i in range(200)}
-        for key, value in acknowledged.items():
-            await store.save(key, value)
-        deadline = time.monotonic() + 10
-        while not _replicated(sentinels):
-            assert time.monotonic() < deadline, "the replica did not catch up"
-            await asyncio.sleep(0.05)
+        # Acknowledged only once the replica holds them (WAIT), one by one and in a batch.
+        for key, value in list(acknowledged.items())[:100]:
+            await app.route("ledger").save(key, value)
+        await app.route("ledger").save_many(list(acknowledged.items())[100:])
 
         await asyncio.to_thread(sentinels.primary.kill)
         killed = time.monotonic()
@@ -76,6 +67,33 @@ async def test_a_failover_is_followed_and_acknowledged_writes_survive_it(
         assert await asyncio.to_thread(sentinels.primary_port) == sentinels.replica.port
         assert await store.get("after-failover") == "written"
         assert await store.get_many(list(acknowledged)) == list(acknowledged.values())
+
+
+@pytest.mark.asyncio
+async def test_without_the_replica_a_write_is_reported_unconfirmed_within_the_timeout(
+    sentinels: LocalRedisSentinelSet,
+) -> None:
+    settings = RedisSettings(url=sentinels.url, timeout=0.5, wait_replicas=1)
+    async with RedisBackend(settings) as backend:
+        store = backend.namespace("acked")
+        await store.save("before", 1)
+        await asyncio.to_thread(sentinels.replica.pause)
+        try:
+            started = time.monotonic()
+            with pytest.raises(UnknownOutcomeError, match="0 of 1 replicas"):
+                await store.save("unconfirmed", 2)
+            elapsed = time.monotonic() - started
+        finally:
+            await asyncio.to_thread(sentinels.replica.resume)
+
+        assert elapsed < 0.5 + 1.0
+        assert Capabilities.TRANSACTIONS not in store.capabilities
+        assert await store.get("unconfirmed") == 2  # applied on the primary all the same
+
+
+def test_wait_replicas_is_refused_on_a_cluster() -> None:
+    with pytest.raises(ValueError, match="wait_replicas"):
+        RedisSettings(url="redis+cluster://h:7000", wait_replicas=1)
 
 
 def test_a_sentinel_url_names_the_sentinels_and_the_service() -> None:

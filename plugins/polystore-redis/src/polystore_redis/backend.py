@@ -101,7 +101,8 @@ class RedisBackend(BaseBackend):
 
     def _store_capabilities(self, store: RedisStore) -> Capabilities:
         capabilities = self._capabilities
-        if self.is_cluster and not store.layout.single_slot:
+        if (self.is_cluster and not store.layout.single_slot) or self.settings.wait_replicas:
+            # WAIT inside MULTI does not wait: no transaction could honour wait_replicas.
             capabilities &= ~Capabilities.TRANSACTIONS
         return capabilities
 

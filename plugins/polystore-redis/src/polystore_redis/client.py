@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -13,6 +13,7 @@ from redis.backoff import NoBackoff
 
 from polystore import ConfigurationError
 from polystore.spi import redact_text, url_secrets
+from polystore_redis.acknowledged import AcknowledgedClient
 from polystore_redis.packing import connection_class
 from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings
@@ -69,7 +70,7 @@ def build_client(settings: RedisSettings) -> RedisClient:
     }
     url = settings.driver_url()
     if settings.is_sentinel:
-        return _sentinel_client(settings, options)
+        return _acknowledged(_sentinel_client(settings, options), settings)
     try:
         if settings.is_cluster:
             return RedisCluster.from_url(url, max_connections=settings.pool_size, **options)
@@ -85,7 +86,15 @@ def build_client(settings: RedisSettings) -> RedisClient:
             f"redis url {settings.redacted_url()} is not usable: "
             f"{redact_text(str(exc), url_secrets(settings.url.get_secret_value()))}"
         ) from None
-    return Redis.from_pool(pool)
+    return _acknowledged(Redis.from_pool(pool), settings)
+
+
+def _acknowledged(client: Redis, settings: RedisSettings) -> RedisClient:
+    if not settings.wait_replicas:
+        return client
+    # It answers every call the stores make of a Redis client.
+    acknowledged = AcknowledgedClient(client, settings.wait_replicas, settings.timeout / 2, "redis")
+    return cast("RedisClient", acknowledged)
 
 
 def _sentinel_client(settings: RedisSettings, options: dict[str, Any]) -> Redis:
