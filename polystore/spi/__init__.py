@@ -17,6 +17,8 @@ may move between releases.
 - Staying within a call's timeout: :func:`remaining`, :func:`step_deadline`,
   :class:`DeadlineWatch`, :func:`budget`.
 - Wrapping stores (``polystore_wrap_store``): :class:`StoreWrapper`.
+- Coalescing concurrent single-key calls into batches: :class:`WriteOp`,
+  :class:`WriteResult`, :data:`ReadResult`, :class:`CoalesceStats`.
 """
 
 from polystore.backend import BaseBackend, validate_namespace
