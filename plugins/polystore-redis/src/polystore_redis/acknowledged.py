@@ -112,5 +112,8 @@ class _AcknowledgedPipeline:
         self._pipe.execute_command("WAIT", owner._replicas, owner._timeout_ms)
         replies = await self._pipe.execute(raise_on_error=raise_on_error)
         self._writes = False
-        owner._check(int(replies.pop()))
+        confirmed = replies.pop()
+        if isinstance(confirmed, Exception):  # with raise_on_error=False
+            raise confirmed
+        owner._check(int(confirmed))
         return replies
