@@ -21,16 +21,21 @@ from typing import Literal
 import aiosqlite
 from pydantic import BaseModel, ConfigDict, Field
 
-from polystore.backend import BaseBackend
+from polystore import StoreUnavailableError, UnsupportedOperationError
 from polystore.backends import sqlite_sql as q
 from polystore.backends.sqlite_store import SqliteStore, map_errors
-from polystore.base import DEFAULT_MAX_VALUE_BYTES
-from polystore.errors import StoreUnavailableError, UnsupportedOperationError
-from polystore.hookspecs import hookimpl
-from polystore.protocol import DataStore
-from polystore.registry import BackendRegistry, BackendSpec
-from polystore.retry import RetryPolicy, RetrySettings
-from polystore.types import Capabilities, Health
+from polystore.spi import (
+    DEFAULT_MAX_VALUE_BYTES,
+    BackendRegistry,
+    BackendSpec,
+    BaseBackend,
+    Capabilities,
+    DataStore,
+    Health,
+    RetryPolicy,
+    RetrySettings,
+    hookimpl,
+)
 
 __all__ = ["DEFAULT_PATH", "SqliteBackend", "SqliteSettings"]
 

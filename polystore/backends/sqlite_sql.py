@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polystore.types import Scalar
+from polystore.spi import Scalar
 
 TABLE = "polystore_kv"
 SCHEMA_VERSION = 1

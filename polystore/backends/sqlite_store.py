@@ -11,20 +11,32 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from polystore.backends import sqlite_sql as q
-from polystore.base import BaseStore, BaseTransaction, new_version, new_versions
-from polystore.coalesce import ReadResult, WriteOp, WriteResult
-from polystore.errormap import ErrorMap
-from polystore.errors import (
+from polystore import (
     AlreadyExistsError,
     ConflictError,
     PolystoreError,
     StoreTimeoutError,
     StoreUnavailableError,
 )
-from polystore.protocol import DataStoreTransaction
-from polystore.types import Capabilities, Entry, Health, JSONValue, Scalar, Version
-from polystore.validation import matches_where
+from polystore.backends import sqlite_sql as q
+from polystore.spi import (
+    BaseStore,
+    BaseTransaction,
+    Capabilities,
+    DataStoreTransaction,
+    Entry,
+    ErrorMap,
+    Health,
+    JSONValue,
+    ReadResult,
+    Scalar,
+    Version,
+    WriteOp,
+    WriteResult,
+    matches_where,
+    new_version,
+    new_versions,
+)
 
 if TYPE_CHECKING:
     from polystore.backends.sqlite import SqliteBackend
