@@ -20,12 +20,16 @@ from polystore.spi import (
     Entry,
     Health,
     JSONValue,
+    ReadResult,
     Scalar,
     Version,
+    WriteOp,
+    WriteResult,
     new_version,
     new_versions,
     remaining,
 )
+from polystore_mongodb import coalesced
 from polystore_mongodb.documents import (
     EXPIRES,
     VERSION,
@@ -74,6 +78,8 @@ class MongoDBStore(BaseStore):
             retry=backend.retry,
             max_value_bytes=backend.settings.max_value_bytes,
             timeout=backend.settings.timeout,
+            coalesce=backend.settings.coalesce,
+            coalesce_max_batch=backend.settings.coalesce_max_batch,
         )
         self.namespace = namespace
         self.collection_name = backend.collection_name(namespace)
@@ -213,6 +219,16 @@ class MongoDBStore(BaseStore):
                 result = await collection.delete_many(query)
             count += result.deleted_count
         return count
+
+    # -- coalesced single-key calls (see polystore.coalesce) ----------------------------
+
+    async def _get_entries_batch(self, keys: list[str]) -> list[ReadResult]:
+        return await coalesced.read_batch(self, await self.collection(), keys)
+
+    async def _write_batch(self, batch: list[WriteOp]) -> list[WriteResult]:
+        collection = await self._writable()
+        with self._write_budget():
+            return await coalesced.write_batch(self, collection, batch)
 
     # -- scan and find ------------------------------------------------------------------
 
