@@ -32,7 +32,8 @@ provider before opening :class:`~polystore.Polystore`. ``[telemetry] enabled = f
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -199,15 +200,63 @@ class TelemetryStore(StoreWrapper):
             try:
                 result = await call()
             except Exception as exc:
-                error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
-                span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR))
-                failed = {**attributes, "error.type": error_type}
-                self._duration.record(time.perf_counter() - start, failed)
-                self._errors.add(1, failed)
+                self._failed(span, attributes, start, exc)
                 raise
         self._duration.record(time.perf_counter() - start, attributes)
         return result
+
+    @asynccontextmanager
+    async def _guard(self, operation: str) -> AsyncIterator[None]:
+        # A transaction's span is the current one, so the driver's spans nest under it. A
+        # scan's is not: an async generator may be finished from another context (closed
+        # by the event loop), where the context it attached could not be detached.
+        attributes = self._for(operation)
+        name = f"{operation} {self.route}"
+        start = time.perf_counter()
+        scope: AbstractContextManager[trace.Span]
+        if operation == "transaction":
+            scope = self._tracer.start_as_current_span(
+                name,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        else:
+            span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            scope = _Unattached(span)
+        with scope as span:
+            try:
+                yield
+            except Exception as exc:
+                self._failed(span, attributes, start, exc)
+                raise
+        self._duration.record(time.perf_counter() - start, attributes)
+
+    def _failed(
+        self, span: trace.Span, attributes: dict[str, Any], start: float, exc: Exception
+    ) -> None:
+        error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR))
+        failed = {**attributes, "error.type": error_type}
+        self._duration.record(time.perf_counter() - start, failed)
+        self._errors.add(1, failed)
+
+
+class _Unattached:
+    """A span ended on exit without ever becoming the current span."""
+
+    __slots__ = ("span",)
+
+    def __init__(self, span: trace.Span) -> None:
+        self.span = span
+
+    def __enter__(self) -> trace.Span:
+        return self.span
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.span.end()
 
 
 def instrument(

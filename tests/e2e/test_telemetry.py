@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from polystore import ConflictError, Polystore, StoreUnavailableError
+from polystore import ConflictError, Polystore, StoreUnavailableError, Version
 from polystore.telemetry import collecting
 from polystore.testing import LocalRedisServer, ServiceEndpoint
 
@@ -230,3 +230,44 @@ def test_routes_are_wrapped_once_a_provider_is_installed(collected: Collected) -
             return type(ps.route("notes")).__name__
 
     assert asyncio.run(main()) == "TelemetryStore"
+
+
+@pytest.mark.asyncio
+async def test_a_scan_and_a_transaction_are_one_span_each(collected: Collected) -> None:
+    route = _route()
+    config = {"backends": {"m": {"plugin": "memory"}}, "routes": {route: {"backend": "m"}}}
+    async with Polystore.from_config(config) as ps:
+        store = ps.route(route)
+        async with store.transaction() as tx:
+            await tx.save("a", 1)
+            await tx.save("b", 2)
+        assert sorted([key async for key in store.scan()]) == ["a", "b"]
+        with pytest.raises(ConflictError):
+            async with store.transaction() as tx:
+                await tx.save("a", 3, if_version=Version("stale-version"))
+
+    spans = collected.route_spans(route)
+    assert [span.name for span in spans] == [
+        f"transaction {route}",
+        f"scan {route}",
+        f"transaction {route}",
+    ]
+    assert [(s.attributes or {})["db.operation.name"] for s in spans] == [
+        "transaction",
+        "scan",
+        "transaction",
+    ]
+    assert spans[2].status.status_code is StatusCode.ERROR
+    assert (spans[2].attributes or {})["error.type"] == "polystore.errors.ConflictError"
+    durations = collected.points("db.client.operation.duration", route)
+    seen = []
+    for point in durations:
+        attributes = point.attributes or {}
+        seen.append(
+            (attributes["db.operation.name"], attributes.get("error.type", ""), point.count)
+        )
+    assert sorted(seen) == [
+        ("scan", "", 1),
+        ("transaction", "", 1),
+        ("transaction", "polystore.errors.ConflictError", 1),
+    ]
