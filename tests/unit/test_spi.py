@@ -145,3 +145,17 @@ def test_loggers_are_named_under_the_polystore_tree(path: Path) -> None:
         if name != "polystore" and not name.startswith("polystore.")
     ]
     assert outside == []
+
+
+PLUGIN_TESTS = sorted(ROOT.glob("plugins/*/tests/**/*.py"))
+
+
+def _public_testing(module: str) -> bool:
+    parts = module.split(".")
+    return parts[:2] == ["polystore", "testing"] and not any(p.startswith("_") for p in parts)
+
+
+@pytest.mark.parametrize("path", PLUGIN_TESTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugin_tests_import_the_application_api_the_spi_and_the_test_kit(path: Path) -> None:
+    outside = [m for m in _polystore_imports(path) if m not in ALLOWED and not _public_testing(m)]
+    assert outside == []

@@ -10,15 +10,17 @@ import pytest
 from polystore_mongodb import MongoBackend, MongoDBStore, MongoSettings
 from pymongo import AsyncMongoClient
 
-from polystore import CircuitBreakerStore, PluginManager, Polystore
-from polystore.errors import (
+from polystore import (
     AlreadyExistsError,
+    Capabilities,
+    CircuitBreakerStore,
     ConflictError,
+    PluginManager,
+    Polystore,
     RouteRequirementError,
     StoreUnavailableError,
 )
 from polystore.testing.services import ServiceEndpoint
-from polystore.types import Capabilities
 
 pytestmark = pytest.mark.asyncio
 

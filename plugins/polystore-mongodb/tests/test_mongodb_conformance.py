@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest_asyncio
 from polystore_mongodb import MongoDBStore
 
-from polystore.protocol import DataStore
+from polystore import Capabilities, DataStore
 from polystore.testing import StoreConformance
-from polystore.types import Capabilities
 
 EVERY_CAPABILITY = (
     Capabilities.TTL

@@ -26,7 +26,7 @@ from polystore_mongodb.documents import (
 )
 from polystore_mongodb.documents import _might_need_escape as might_need_escape
 
-from polystore.codecs import JsonCodec
+from polystore import JsonCodec
 
 AWKWARD_KEYS = [
     "$set",

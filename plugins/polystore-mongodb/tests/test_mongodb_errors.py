@@ -7,7 +7,7 @@ from bson.errors import InvalidDocument
 from polystore_mongodb.errors import map_errors, translate
 from pymongo import errors as pm
 
-from polystore.errors import (
+from polystore import (
     AlreadyExistsError,
     ConfigurationError,
     ConflictError,

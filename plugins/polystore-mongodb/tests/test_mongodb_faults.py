@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from polystore_mongodb import MongoBackend
 
-from polystore.errors import (
+from polystore import (
+    RetrySettings,
     StoreError,
     StoreTimeoutError,
     StoreUnavailableError,
     UnknownOutcomeError,
 )
-from polystore.retry import RetrySettings
 from polystore.testing import LocalMongoServer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("reap_driver_sockets")]

@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 from polystore_mongodb import MongoBackend, MongoDBStore
 
-from polystore.errors import AlreadyExistsError, ConflictError, SerializationError, ValidationError
-from polystore.types import JSONValue, Version
+from polystore import (
+    AlreadyExistsError,
+    ConflictError,
+    JSONValue,
+    SerializationError,
+    ValidationError,
+    Version,
+)
 
 pytestmark = pytest.mark.asyncio
 

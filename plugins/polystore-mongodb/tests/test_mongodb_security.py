@@ -10,9 +10,8 @@ import pytest
 from polystore_mongodb import MongoBackend, MongoDBStore
 from pymongo import MongoClient
 
-from polystore.errors import StoreError, StoreUnavailableError, ValidationError
+from polystore import JSONValue, StoreError, StoreUnavailableError, ValidationError
 from polystore.testing import LocalMongoServer
-from polystore.types import JSONValue
 
 PASSWORD = "Tr0ub4dor-&3-secret"
 USER = "app"

@@ -8,8 +8,7 @@ from polystore_mongodb import MongoBackend, MongoSettings
 from polystore_mongodb.backend import transactions_supported
 from polystore_mongodb.settings import database_from_url
 
-from polystore.errors import ConfigurationError
-from polystore.types import Capabilities
+from polystore import Capabilities, ConfigurationError
 
 SECRET = "pa55-w0rd-xyz"
 URL_WITH_PASSWORD = f"mongodb://app:{SECRET}@db1:27017,db2:27017/appdb?replicaSet=rs0"

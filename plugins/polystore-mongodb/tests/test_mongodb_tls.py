@@ -13,7 +13,7 @@ from polystore_mongodb import MongoBackend
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from polystore.errors import StoreUnavailableError
+from polystore import StoreUnavailableError
 from polystore.testing import LocalMongoServer
 from polystore.testing.fixtures import skip_allowed
 from polystore.testing.services import ServiceUnavailable

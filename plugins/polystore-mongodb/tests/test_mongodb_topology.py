@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 from polystore_mongodb import MongoBackend
 
-from polystore import Polystore
-from polystore.errors import RouteRequirementError, UnsupportedOperationError
+from polystore import Capabilities, Polystore, RouteRequirementError, UnsupportedOperationError
 from polystore.testing import LocalMongoServer
-from polystore.types import Capabilities
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from polystore_postgres.schema import SCHEMA_VERSION
 from polystore import (
     ConfigurationError,
     DataStoreTransaction,
+    JSONValue,
     StoreError,
     StoreTimeoutError,
     UnknownOutcomeError,
@@ -34,7 +35,6 @@ from polystore import (
 )
 from polystore.testing import eventually
 from polystore.testing.services import ServiceEndpoint
-from polystore.types import JSONValue
 
 pytestmark = pytest.mark.asyncio
 

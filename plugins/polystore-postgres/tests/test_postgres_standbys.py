@@ -17,8 +17,7 @@ import pytest
 import pytest_asyncio
 from polystore_postgres import PostgresBackend, PostgresSettings
 
-from polystore import DataStore, Polystore, StoreUnavailableError
-from polystore.errors import ConfigurationError
+from polystore import ConfigurationError, DataStore, Polystore, StoreUnavailableError
 from polystore.testing import LocalPostgresReplicaSet
 
 TIMEOUT = 2.0
