@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polystore.errors import UnknownOutcomeError
+from polystore import UnknownOutcomeError
 
 __all__ = ["WRITE_COMMANDS", "AcknowledgedClient"]
 
