@@ -113,7 +113,7 @@ def test_plugins_import_only_the_application_api_and_the_spi(path: Path) -> None
         for m in _polystore_imports(path)
         if m not in ALLOWED and not (own and (m == own or m.startswith(own + ".")))
     ]
-    assert outside == []
+    assert outside == [], "plugins import from polystore and polystore.spi only (add to spi)"
 
 
 def _logger_names(path: Path) -> list[str]:
@@ -144,7 +144,7 @@ def test_loggers_are_named_under_the_polystore_tree(path: Path) -> None:
         for name in _logger_names(path)
         if name != "polystore" and not name.startswith("polystore.")
     ]
-    assert outside == []
+    assert outside == [], "name loggers polystore.<area>, e.g. polystore.redis"
 
 
 PLUGIN_TESTS = sorted(ROOT.glob("plugins/*/tests/**/*.py"))
@@ -158,4 +158,4 @@ def _public_testing(module: str) -> bool:
 @pytest.mark.parametrize("path", PLUGIN_TESTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_plugin_tests_import_the_application_api_the_spi_and_the_test_kit(path: Path) -> None:
     outside = [m for m in _polystore_imports(path) if m not in ALLOWED and not _public_testing(m)]
-    assert outside == []
+    assert outside == [], "tests of plugins import polystore, polystore.spi, polystore.testing"
