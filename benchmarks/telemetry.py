@@ -1,9 +1,11 @@
 """``python -m benchmarks.telemetry``: what instrumenting a route costs per call.
 
 Runs ``get`` on the in-process memory backend (no I/O, so the figure is the wrapper's own
-CPU) three ways, interleaved round by round in one process: the bare store, the store in
-a :class:`~polystore.telemetry.TelemetryStore` while no SDK is installed (the API's no-op
-proxies), and the same with the OpenTelemetry SDK's tracer and meter providers installed
+CPU), interleaved round by round in one process: the bare store, the store behind a
+:class:`~polystore.CircuitBreakerStore` (the :class:`~polystore.StoreWrapper` every route
+has), the store in a :class:`~polystore.telemetry.TelemetryStore` while no SDK is
+installed (the API's no-op proxies), and the same with the OpenTelemetry SDK's tracer and
+meter providers installed
 (spans sampled and exported to memory, metrics aggregated). Prints the median microseconds
 per call and the difference to the bare store.
 """
@@ -16,7 +18,7 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from polystore import DataStore
+from polystore import CircuitBreaker, CircuitBreakerStore, DataStore
 from polystore.backends.memory import MemoryBackend, MemorySettings
 from polystore.telemetry import Instruments, TelemetryStore
 
@@ -56,9 +58,11 @@ async def run(rounds: int, calls: int) -> dict[str, float]:
         noop = TelemetryStore(
             bare, route="bench", system="memory", namespace="bench", instruments=Instruments()
         )
-        results: dict[str, list[float]] = {"bare": [], "no-op API": []}
+        breaker = CircuitBreakerStore(bare, CircuitBreaker("bench"))
+        results: dict[str, list[float]] = {"bare": [], "breaker": [], "no-op API": []}
         for _ in range(rounds):
             results["bare"].append(await _per_call(bare, calls))
+            results["breaker"].append(await _per_call(breaker, calls))
             results["no-op API"].append(await _per_call(noop, calls))
         _install_sdk()
         sdk = TelemetryStore(
