@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, NoReturn
 
 from redis import exceptions as rx
@@ -11,13 +10,17 @@ from polystore import (
     BaseBackend,
     Capabilities,
     DataStore,
-    Health,
     RetryPolicy,
-    StoreError,
     StoreUnavailableError,
 )
-from polystore_redis.client import RedisClient, build_client, is_cluster_client
+from polystore_redis.client import (
+    RedisClient,
+    build_client,
+    build_replica_clients,
+    is_cluster_client,
+)
 from polystore_redis.errors import map_errors
+from polystore_redis.replicas import ReplicaReads
 from polystore_redis.scripts import Scripts
 from polystore_redis.settings import RedisSettings
 from polystore_redis.store import RedisStore
@@ -90,6 +93,11 @@ class RedisBackend(BaseBackend):
         tags = self.settings.hash_tag_namespaces
         self.hash_tag_namespaces = self.is_cluster if tags is None else tags
         self.scripts = Scripts(self.client)
+        replicas = build_replica_clients(self.settings)
+        # Where stores send reads: the primary's client, or replicas falling back to it.
+        self.reads: Any = (
+            ReplicaReads(replicas, self.client, self.timeout) if replicas else self.client
+        )
         self.server_version = ""
 
     def __repr__(self) -> str:
@@ -104,6 +112,9 @@ class RedisBackend(BaseBackend):
         if (self.is_cluster and not store.layout.single_slot) or self.settings.wait_replicas:
             # WAIT inside MULTI does not wait: no transaction could honour wait_replicas.
             capabilities &= ~Capabilities.TRANSACTIONS
+        if self.settings.read_from == "replica":
+            # A version read on a replica may be old: no compare-and-set on stale versions.
+            capabilities &= ~Capabilities.CAS
         return capabilities
 
     async def _open(self) -> None:
@@ -156,15 +167,19 @@ class RedisBackend(BaseBackend):
         for store in self._stores.values():
             if isinstance(store, RedisStore):
                 store._detach(closed)
-        if self._owns_client:
+        owned = [self.client] if self._owns_client else []
+        if isinstance(self.reads, ReplicaReads):
+            owned.extend(self.reads.replicas)
+        for client in owned:
             # A Sentinel-managed client: the Sentinels' own connections are closed too.
-            pool = getattr(self.client, "connection_pool", None)
+            pool = getattr(client, "connection_pool", None)
             manager = getattr(pool, "sentinel_manager", None)
             with map_errors(self.name, "close"):
-                await self.client.aclose()
+                await client.aclose()
                 for sentinel in getattr(manager, "sentinels", ()):
                     await sentinel.aclose()
         self.client = closed
+        self.reads = closed
         self.scripts = closed  # type: ignore[assignment]
 
     def _make_store(self, namespace: str) -> DataStore:
@@ -174,17 +189,12 @@ class RedisBackend(BaseBackend):
         store.capabilities = self._store_capabilities(store)
         return store
 
-    async def _health(self) -> Health:
-        started = time.perf_counter()
-        try:
-            with map_errors(self.name, "health"):
-                await self.client.ping()
-        except StoreError as exc:
-            return Health(ok=False, backend=self.name, latency_ms=0.0, detail=exc.message)
-        latency = (time.perf_counter() - started) * 1000
+    async def _ping(self) -> str:
+        with map_errors(self.name, "health"):
+            await self.client.ping()
         kind = "redis cluster" if self.is_cluster else "redis"
         version = f" {self.server_version}" if self.server_version else ""
-        return Health(ok=True, backend=self.name, latency_ms=latency, detail=f"{kind}{version}")
+        return f"{kind}{version}"
 
 
 def _server_version(info: Any) -> str:

@@ -19,7 +19,7 @@ from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings
 from polystore_redis.url import sentinel_target
 
-__all__ = ["RedisClient", "build_client", "is_cluster_client"]
+__all__ = ["RedisClient", "build_client", "build_replica_clients", "is_cluster_client"]
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
 """A single-server or cluster client of redis-py's asyncio API."""
@@ -52,6 +52,15 @@ def _tls_options(settings: RedisSettings) -> dict[str, Any]:
     return options
 
 
+def _options(settings: RedisSettings) -> dict[str, Any]:
+    return {
+        "socket_timeout": settings.timeout,
+        "socket_connect_timeout": settings.connect_timeout or settings.timeout,
+        "retry": _no_driver_retries(),
+        **_tls_options(settings),
+    }
+
+
 def build_client(settings: RedisSettings) -> RedisClient:
     """Create the client the settings describe (no I/O: redis-py connects lazily).
 
@@ -62,12 +71,7 @@ def build_client(settings: RedisSettings) -> RedisClient:
     Raises:
         ConfigurationError: The URL or an option is rejected by redis-py.
     """
-    options: dict[str, Any] = {
-        "socket_timeout": settings.timeout,
-        "socket_connect_timeout": settings.connect_timeout or settings.timeout,
-        "retry": _no_driver_retries(),
-        **_tls_options(settings),
-    }
+    options = _options(settings)
     url = settings.driver_url()
     if settings.is_sentinel:
         return _acknowledged(_sentinel_client(settings, options), settings)
@@ -97,9 +101,32 @@ def _acknowledged(client: Redis, settings: RedisSettings) -> RedisClient:
     return cast("RedisClient", acknowledged)
 
 
-def _sentinel_client(settings: RedisSettings, options: dict[str, Any]) -> Redis:
+def build_replica_clients(settings: RedisSettings) -> list[Redis]:
+    """Clients of the replicas reads go to (``read_from = "replica"``), none otherwise:
+    one per ``replica_urls`` entry, or one that Sentinel points at its replicas in turn.
+
+    Raises:
+        ConfigurationError: A replica URL or an option is rejected by redis-py.
+    """
+    if settings.read_from != "replica":
+        return []
+    if settings.is_sentinel:
+        return [_sentinel_client(settings, _options(settings), replica=True)]
+    clients: list[Redis] = []
+    for url in settings.replica_urls:
+        one = settings.model_copy(
+            update={"url": url, "replica_urls": (), "read_from": "primary", "wait_replicas": 0}
+        )
+        clients.append(cast("Redis", build_client(one)))
+    return clients
+
+
+def _sentinel_client(
+    settings: RedisSettings, options: dict[str, Any], *, replica: bool = False
+) -> Redis:
     """A client of the primary that Sentinel names; it asks the Sentinels again whenever
-    a connection to the primary fails, so it follows a failover without a restart."""
+    a connection to the primary fails, so it follows a failover without a restart. With
+    ``replica``, a client of the replicas Sentinel lists, in turn."""
     target = sentinel_target(settings.url.get_secret_value())
     if isinstance(target, str):  # checked by the settings already
         raise ConfigurationError(f"redis url {settings.redacted_url()} is not usable: {target}")
@@ -111,7 +138,8 @@ def _sentinel_client(settings: RedisSettings, options: dict[str, Any]) -> Redis:
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels), sentinel_kwargs=timeouts, **options
     )
-    client: Redis = sentinel.master_for(
+    connect = sentinel.slave_for if replica else sentinel.master_for
+    client: Redis = connect(
         target.service,
         redis_class=Redis,
         db=target.db,

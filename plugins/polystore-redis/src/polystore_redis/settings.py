@@ -85,6 +85,14 @@ class RedisSettings(BackendSettings):
         max_value_bytes: Largest encoded value accepted.
         coalesce: Send concurrent single-key calls as batches (one script for reads, one
             pipeline for writes); on by default, off on a cluster.
+        replica_urls: ``redis://`` / ``rediss://`` / ``unix://`` URLs of replicas of the
+            primary, for ``read_from = "replica"`` (a ``redis+sentinel://`` URL finds
+            the replicas through the Sentinels instead).
+        read_from: ``"primary"`` (the default) or ``"replica"``: get, get_entry, exists,
+            get_many and scan go to a replica, in turn, and to the primary when none
+            answers. Replicas lag: such reads may be stale, even of this process's own
+            writes. Writes and transactions always use the primary, and the stores do not
+            declare ``CAS``, so a route that requires it is refused at start.
     """
 
     # Validation errors would otherwise quote the raw input, password included.
@@ -101,6 +109,8 @@ class RedisSettings(BackendSettings):
     hash_tag_namespaces: bool | None = None
     wait_replicas: int = Field(default=0, ge=0, le=100)
     coalesce: bool = True
+    replica_urls: tuple[SecretStr, ...] = ()
+    read_from: Literal["primary", "replica"] = "primary"
 
     @field_validator("url")
     @classmethod
@@ -118,6 +128,23 @@ class RedisSettings(BackendSettings):
         if problem is not None:
             raise ValueError(f"{problem}; got {redact_url(text)}")
         return url
+
+    @field_validator("replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, urls: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for url in urls:
+            text = url.get_secret_value()
+            try:
+                scheme = urlsplit(text).scheme.lower()
+            except ValueError:
+                raise ValueError(f"replica_urls: {redact_url(text)} does not parse") from None
+            if scheme not in URL_SCHEMES:
+                known = ", ".join(f"{s}://" for s in sorted(URL_SCHEMES))
+                raise ValueError(f"replica_urls must start with {known}; got {redact_url(text)}")
+            problem = userinfo_problem(text) or url_problem(text)
+            if problem is not None:
+                raise ValueError(f"replica_urls: {problem}; got {redact_url(text)}")
+        return urls
 
     @field_validator("prefix")
     @classmethod
@@ -143,6 +170,14 @@ class RedisSettings(BackendSettings):
             raise ValueError("cluster = true does not go with a redis+sentinel:// URL")
         if self.is_cluster and scheme == "unix":
             raise ValueError("Redis Cluster needs a redis:// or rediss:// seed URL, not unix://")
+        if self.replica_urls and (self.is_cluster or self.is_sentinel):
+            raise ValueError(
+                "replica_urls go with a single-server url; a cluster or Sentinel knows its replicas"
+            )
+        if self.read_from == "replica" and self.is_cluster:
+            raise ValueError('read_from = "replica" is not supported with Redis Cluster')
+        if self.read_from == "replica" and not (self.replica_urls or self.is_sentinel):
+            raise ValueError('read_from = "replica" needs replica_urls or a redis+sentinel:// url')
         if self.tls.customised and scheme not in ("rediss", "rediss+cluster"):
             raise ValueError("tls options need a rediss:// URL")
         return self

@@ -93,6 +93,7 @@ class RedisStore(BaseStore):
         self.layout = layout
         self._backend = backend
         self._client: Any = backend.client
+        self._reads: Any = backend.reads  # the primary, or replicas (read_from)
         self._scripts: Any = backend.scripts
         self._base = self.layout.base
         # The JSON codec's decode is orjson.loads plus error translation: call orjson
@@ -104,7 +105,7 @@ class RedisStore(BaseStore):
 
     def _detach(self, closed: Any) -> None:
         """Route every later call to ``closed`` (the backend was closed)."""
-        self._client = closed
+        self._client = self._reads = closed
         self._scripts = closed
 
     # -- decoding ---------------------------------------------------------------------
@@ -136,7 +137,7 @@ class RedisStore(BaseStore):
 
     async def _get(self, key: str) -> JSONValue | None:
         with map_errors(self.name, "get", key):
-            raw = await self._client.execute_command("GET", self._base + key)
+            raw = await self._reads.execute_command("GET", self._base + key)
         if raw is None:
             return None
         try:
@@ -144,16 +145,17 @@ class RedisStore(BaseStore):
         except (ValueError, SerializationError):
             return self._decode(raw, key)
 
-    async def _get_entry(self, key: str) -> Entry | None:
+    async def _get_entry(self, key: str, *, primary: bool = False) -> Entry | None:
+        client = self._client if primary else self._reads
         with map_errors(self.name, "get_entry", key):
-            reply = await self._scripts.get_entry(keys=[self._base + key])
+            reply = await self._scripts.get_entry(keys=[self._base + key], client=client)
         if reply is None:
             return None
         return self._entry(key, reply[0], int(reply[1]))
 
     async def _exists(self, key: str) -> bool:
         with map_errors(self.name, "exists", key):
-            count = await self._client.execute_command("EXISTS", self._base + key)
+            count = await self._reads.execute_command("EXISTS", self._base + key)
         return bool(count)
 
     async def _save(
@@ -210,13 +212,14 @@ class RedisStore(BaseStore):
         groups = group_by_slot(keys).values() if self._split_by_slot else [keys]
         return [(command, *chunk) for group in groups for chunk in _chunks(group, BATCH_CHUNK)]
 
-    async def _run(self, commands: list[Command]) -> list[Any]:
+    async def _run(self, commands: list[Command], client: Any = None) -> list[Any]:
         """Send ``commands``: one directly, more through non-transactional pipelines."""
+        client = self._client if client is None else client
         if len(commands) == 1:
-            return [await self._client.execute_command(*commands[0])]
+            return [await client.execute_command(*commands[0])]
         results: list[Any] = []
         for part in _chunks(commands, BATCH_CHUNK):
-            pipe = self._client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             for command in part:
                 pipe.execute_command(*command)
             results.extend(await pipe.execute())
@@ -227,11 +230,12 @@ class RedisStore(BaseStore):
         full = [base + key for key in keys]
         with map_errors(self.name, "get_many"):
             if len(full) <= BATCH_CHUNK and not self._split_by_slot:
-                raws = await self._client.execute_command("MGET", *full)
+                raws = await self._reads.execute_command("MGET", *full)
             else:
                 commands = self._multi_key("MGET", full)
                 found: dict[str, bytes | None] = {}
-                for command, reply in zip(commands, await self._run(commands), strict=True):
+                replies = await self._run(commands, self._reads)
+                for command, reply in zip(commands, replies, strict=True):
                     found.update(zip(command[1:], reply, strict=True))
                 raws = [found[key] for key in full]
         loads = self._loads
@@ -286,7 +290,8 @@ class RedisStore(BaseStore):
         replies: list[Any] = []
         with map_errors(self.name, "get_many"):
             for chunk in _chunks(keys, BATCH_CHUNK):
-                replies.extend(await self._scripts.get_entries(keys=[base + k for k in chunk]))
+                full = [base + k for k in chunk]
+                replies.extend(await self._scripts.get_entries(keys=full, client=self._reads))
         results: list[ReadResult] = []
         for i, key in enumerate(keys):
             raw = replies[2 * i]
@@ -368,7 +373,7 @@ class RedisStore(BaseStore):
             while True:
                 with map_errors(self.name, "scan"):
                     if node is None:
-                        cursor, raws = await self._client.scan(
+                        cursor, raws = await self._reads.scan(
                             cursor=cursor, match=pattern, count=batch_size
                         )
                     else:

@@ -70,7 +70,7 @@ class RedisTransaction(BaseTransaction):
     async def _current(self, key: str) -> Entry | None:
         staged = self._staged.get(key)
         if staged is None:
-            return await self.store._get_entry(key)
+            return await self.store._get_entry(key, primary=True)
         if staged.payload is None:
             return None
         value = self.store._decode(staged.payload, key)
