@@ -10,8 +10,9 @@ from types import TracebackType
 from typing import TypeVar
 
 from polystore.deadlines import DeadlineWatch, budget
-from polystore.errors import StoreUnavailableError, ValidationError
+from polystore.errors import PolystoreError, StoreUnavailableError, ValidationError
 from polystore.protocol import DataStore
+from polystore.redact import redact_text
 from polystore.types import Capabilities, Health
 
 __all__ = ["BaseBackend", "validate_namespace"]
@@ -44,7 +45,7 @@ class BaseBackend(ABC):
     """Implementation base for a :class:`~polystore.protocol.Backend`.
 
     Subclasses implement :meth:`_open`, :meth:`_close`, :meth:`_make_store` and
-    :meth:`_health`. Opening is lazy, idempotent and guarded by a lock; stores are
+    :meth:`_ping`. Opening is lazy, idempotent and guarded by a lock; stores are
     created once per namespace.
     """
 
@@ -115,26 +116,35 @@ class BaseBackend(ABC):
             self._stores[name] = store
         return store
 
-    async def health(self) -> Health:
-        """Check that the server answers, within :attr:`timeout`.
+    secrets: tuple[str, ...] = ()
+    """Strings never shown in a health check's detail (a password of the configured URL);
+    subclasses that hold credentials set it."""
 
-        Never raises for an unreachable or frozen server: a check that does not finish in
-        time reports ``ok=False``.
+    async def health(self) -> Health:
+        """Check that the server answers, within :attr:`timeout`; never raises for an
+        unreachable or frozen server.
+
+        Times :meth:`_ping`, bounds it by :attr:`timeout` and reports any error it raises
+        as ``ok=False`` with a redacted message. Cancellation passes through.
         """
         timeout = self.timeout
-        if timeout is None:
-            return await self._health()
         started = time.perf_counter()
         try:
-            with budget(timeout) as seconds:
-                return await DeadlineWatch().wait(self._health(), seconds)
+            if timeout is None:
+                detail = await self._ping()
+            else:
+                with budget(timeout) as seconds:
+                    detail = await DeadlineWatch().wait(self._ping(), seconds)
         except TimeoutError:
-            return Health(
-                ok=False,
-                backend=self.name,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                detail=f"no answer within the timeout of {timeout:g} s",
-            )
+            detail, ok = f"no answer within the timeout of {timeout:g} s", False
+        except PolystoreError as exc:
+            detail, ok = redact_text(exc.message, self.secrets), False
+        except Exception as exc:  # noqa: BLE001 - health reports every failure, raises none
+            detail, ok = redact_text(f"{type(exc).__name__}: {exc}", self.secrets), False
+        else:
+            ok = True
+        latency = (time.perf_counter() - started) * 1000
+        return Health(ok=ok, backend=self.name, latency_ms=latency, detail=detail)
 
     async def __aenter__(self: _B) -> _B:
         await self.open()
@@ -158,4 +168,10 @@ class BaseBackend(ABC):
     def _make_store(self, namespace: str) -> DataStore: ...
 
     @abstractmethod
-    async def _health(self) -> Health: ...
+    async def _ping(self) -> str:
+        """Ask the server for the smallest answer it gives (``PING``, ``SELECT 1``) and
+        return a short description of it (server and version), never a secret.
+
+        Raise on failure (translated by the backend's error map, or not): :meth:`health`
+        times the call, applies :attr:`timeout` and reports errors.
+        """

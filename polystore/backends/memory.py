@@ -279,8 +279,8 @@ class MemoryBackend(BaseBackend):
     def _make_store(self, namespace: str) -> DataStore:
         return MemoryStore(f"{self.name}/{namespace}", self.settings)
 
-    async def _health(self) -> Health:
-        return Health(ok=True, backend=self.name, latency_ms=0.0, detail="in-process")
+    async def _ping(self) -> str:
+        return "in-process"
 
 
 @hookimpl

@@ -31,7 +31,6 @@ from polystore.spi import (
     BaseBackend,
     Capabilities,
     DataStore,
-    Health,
     RetryPolicy,
     RetrySettings,
     hookimpl,
@@ -198,21 +197,11 @@ class SqliteBackend(BaseBackend):
     def _make_store(self, namespace: str) -> DataStore:
         return SqliteStore(self, namespace, CAPABILITIES)
 
-    async def _health(self) -> Health:
-        started = time.perf_counter()
-        try:
-            reader = await self.reader()
-            with map_errors(self.name, "health"):
-                await reader.execute_fetchall("SELECT 1")
-        except StoreUnavailableError as exc:
-            return Health(ok=False, backend=self.name, latency_ms=0.0, detail=exc.message)
-        latency = (time.perf_counter() - started) * 1000
-        return Health(
-            ok=True,
-            backend=self.name,
-            latency_ms=latency,
-            detail=f"sqlite {sqlite3.sqlite_version} at {self.settings.path}",
-        )
+    async def _ping(self) -> str:
+        reader = await self.reader()
+        with map_errors(self.name, "health"):
+            await reader.execute_fetchall("SELECT 1")
+        return f"sqlite {sqlite3.sqlite_version} at {self.settings.path}"
 
 
 @hookimpl

@@ -97,8 +97,8 @@ class TinyBackend(BaseBackend):
     def _make_store(self, namespace: str) -> DataStore:
         return TinyStore(f"{self.name}/{namespace}")
 
-    async def _health(self) -> Health:
-        return Health(ok=True, backend=self.name, latency_ms=0.0)
+    async def _ping(self) -> str:
+        return "tiny"
 
 
 class TinyPlugin:

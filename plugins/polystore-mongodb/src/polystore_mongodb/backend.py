@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timezone
 from typing import Any
 
@@ -15,8 +14,8 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from polystore import ConfigurationError, StoreError, StoreUnavailableError
-from polystore.spi import BaseBackend, Capabilities, DataStore, Health, RetryPolicy
+from polystore import ConfigurationError, StoreUnavailableError
+from polystore.spi import BaseBackend, Capabilities, DataStore, RetryPolicy
 from polystore_mongodb.errors import map_errors
 from polystore_mongodb.settings import MongoSettings
 from polystore_mongodb.store import MongoDBStore
@@ -265,21 +264,11 @@ class MongoBackend(BaseBackend):
     def _make_store(self, namespace: str) -> DataStore:
         return MongoDBStore(self, namespace, self._capabilities)
 
-    async def _health(self) -> Health:
-        started = time.perf_counter()
-        try:
-            database = await self.database()
-            with map_errors(self.name, "health"):
-                await database.command("ping")
-        except StoreError as exc:
-            return Health(ok=False, backend=self.name, latency_ms=0.0, detail=exc.message)
-        latency = (time.perf_counter() - started) * 1000
+    async def _ping(self) -> str:
+        database = await self.database()
+        with map_errors(self.name, "health"):
+            await database.command("ping")
         topology = "replica set" if self.hello.get("setName") else "standalone"
         if self.hello.get("msg") == "isdbgrid":
             topology = "sharded"
-        return Health(
-            ok=True,
-            backend=self.name,
-            latency_ms=latency,
-            detail=f"mongodb {self.server_version} ({topology}), database {self.database_name}",
-        )
+        return f"mongodb {self.server_version} ({topology}), database {self.database_name}"

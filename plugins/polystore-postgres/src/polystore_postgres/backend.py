@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,7 +22,6 @@ from polystore.spi import (
     Capabilities,
     DataStore,
     DeadlineWatch,
-    Health,
     RetryPolicy,
     remaining,
 )
@@ -353,29 +351,19 @@ class PostgresBackend(BaseBackend):
 
     # -- health ---------------------------------------------------------------------------
 
-    async def _health(self) -> Health:
-        started = time.perf_counter()
+    async def _ping(self) -> str:
+        conn = await self._acquire_for("health")
+        failure: BaseException | None = None
         try:
-            conn = await self._acquire_for("health")
-            failure: BaseException | None = None
-            try:
-                with map_errors(self.name, "health", secrets=self.secrets):
-                    await conn.fetchval("SELECT 1", timeout=remaining(self.settings.timeout))
-                    # "15.20 (Debian ...)": get_server_version() reads 15.20 as 15.0.20.
-                    version = conn.get_settings().server_version.split(" ", 1)[0]
-            except BaseException as exc:
-                failure = exc
-                raise
-            finally:
-                # A connection that timed out is closed, not released: releasing it would
-                # wait for the server to cancel the statement, past the timeout.
-                await self.release(conn, discard=connection_suspect(failure))
-        except (StoreError, ConfigurationError) as exc:
-            return Health(ok=False, backend=self.name, latency_ms=0.0, detail=exc.message)
-        latency = (time.perf_counter() - started) * 1000
-        return Health(
-            ok=True,
-            backend=self.name,
-            latency_ms=latency,
-            detail=f"PostgreSQL {version} at {self.settings.display_url}",
-        )
+            with map_errors(self.name, "health", secrets=self.secrets):
+                await conn.fetchval("SELECT 1", timeout=remaining(self.settings.timeout))
+                # "15.20 (Debian ...)": get_server_version() reads 15.20 as 15.0.20.
+                version = conn.get_settings().server_version.split(" ", 1)[0]
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            # A connection that timed out is closed, not released: releasing it would
+            # wait for the server to cancel the statement, past the timeout.
+            await self.release(conn, discard=connection_suspect(failure))
+        return f"PostgreSQL {version} at {self.settings.display_url}"
