@@ -231,6 +231,29 @@ async def test_with_sentinel_reads_go_to_the_replica_it_names(
         assert await _read_calls(sentinels.primary.port) == 0
 
 
+@pytest.mark.asyncio
+async def test_with_sentinel_reads_fall_back_to_the_primary_when_the_replica_is_killed(
+    sentinels: LocalRedisSentinelSet,
+) -> None:
+    values = {f"k{i}": i for i in range(20)}
+    settings = RedisSettings.model_validate(
+        {"url": sentinels.url, "read_from": "replica", "timeout": 1.0}
+    )
+    async with RedisBackend(settings) as backend:
+        await backend.namespace("reads").save_many(list(values.items()))
+        await _replicated(sentinels.primary.port)
+        assert await backend.namespace("reads").get("k0") == 0
+
+        await asyncio.to_thread(sentinels.replica.kill)
+        await _reset_stats(sentinels.primary.port)
+        started = time.monotonic()
+        await _read_everything(backend, values)
+        took = time.monotonic() - started
+
+        assert took < 1.0
+        assert await _read_calls(sentinels.primary.port) >= len(values) + 4
+
+
 def test_read_from_replica_needs_replicas() -> None:
     with pytest.raises(pydantic.ValidationError, match="replica_urls"):
         RedisSettings(read_from="replica")
