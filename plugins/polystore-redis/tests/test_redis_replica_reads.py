@@ -120,6 +120,27 @@ async def test_written_values_are_read_from_the_replica_and_not_the_primary(
 
 
 @pytest.mark.asyncio
+async def test_a_scan_of_many_pages_and_a_get_many_of_many_chunks_stay_on_the_replica(
+    pair: tuple[LocalRedisServer, LocalRedisServer],
+) -> None:
+    primary, replica = pair
+    values = {f"k{i}": i for i in range(2500)}  # three MGET chunks of 1000
+    async with RedisBackend(_settings(primary, replica)) as backend:
+        store = backend.namespace("pages")
+        await store.save_many(list(values.items()))
+        await _replicated(primary.port)
+        await _reset_stats(primary.port, replica.port)
+
+        keys = [key async for key in store.scan(batch_size=100)]
+        found = await store.get_many(list(values))
+
+        assert sorted(keys) == sorted(values)
+        assert found == list(values.values())
+        assert await _read_calls(replica.port) >= 2500 // 100 + 3
+        assert await _read_calls(primary.port) == 0
+
+
+@pytest.mark.asyncio
 async def test_reads_fall_back_to_the_primary_within_the_timeout_when_the_replica_is_killed(
     pair: tuple[LocalRedisServer, LocalRedisServer],
 ) -> None:
