@@ -156,16 +156,24 @@ def _record(outcome: Outcome[T], name: str, task: asyncio.Future[T]) -> None:
 
 
 async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Run calls concurrently and return their results in order; if one fails, cancel
-    the others (so none goes on writing unseen) and raise its error."""
+    """Run calls concurrently and return their results in order. If one fails, the
+    others are still awaited (each is bounded by its replica's timeout), so none goes on
+    writing unseen and none is cut off half-way; then the first error is raised. If the
+    caller is cancelled, the calls are cancelled too."""
     tasks = [asyncio.ensure_future(call) for call in calls]
+    if not tasks:
+        return []
     try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
+        await asyncio.wait(tasks)
+    except BaseException:  # the caller was cancelled: so are its calls
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    for task in tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+    return [task.result() for task in tasks]
 
 
 def require_read(
