@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polystore import StoreUnavailableError, UnsupportedOperationError
 from polystore.backends import sqlite_sql as q
-from polystore.backends.sqlite_store import SqliteStore, map_errors
+from polystore.backends.sqlite_store import SqliteErrors, SqliteStore
 from polystore.spi import (
     DEFAULT_MAX_VALUE_BYTES,
     BackendRegistry,
@@ -108,7 +108,7 @@ class SqliteBackend(BaseBackend):
         return conn
 
     async def _open(self) -> None:
-        with map_errors(self.name, "open"):
+        with SqliteErrors(self.name, "open"):
             await asyncio.to_thread(_ensure_folder, self.settings.path)
             self._writer = await self._connect()
             for statement in q.SCHEMA:
@@ -159,17 +159,17 @@ class SqliteBackend(BaseBackend):
             if not transaction:
                 yield conn
                 return
-            with map_errors(self.name, "transaction"):
+            with SqliteErrors(self.name, "transaction"):
                 await conn.execute("BEGIN IMMEDIATE")
             self._tx_task = task
             try:
                 yield conn
             except BaseException:
-                with map_errors(self.name, "rollback"):
+                with SqliteErrors(self.name, "rollback"):
                     await conn.execute("ROLLBACK")
                 raise
             else:
-                with map_errors(self.name, "commit"):
+                with SqliteErrors(self.name, "commit"):
                     await conn.execute("COMMIT")
             finally:
                 self._tx_task = None
@@ -179,7 +179,7 @@ class SqliteBackend(BaseBackend):
         total = 0
         while True:
             async with self.writer() as conn:
-                with map_errors(self.name, "reap"):
+                with SqliteErrors(self.name, "reap"):
                     cursor = await conn.execute(q.REAP, (time.time(), self.settings.reap_batch))
                     removed = cursor.rowcount
                     await cursor.close()
@@ -199,7 +199,7 @@ class SqliteBackend(BaseBackend):
 
     async def _ping(self) -> str:
         reader = await self.reader()
-        with map_errors(self.name, "health"):
+        with SqliteErrors(self.name, "health"):
             await reader.execute_fetchall("SELECT 1")
         return f"sqlite {sqlite3.sqlite_version} at {self.settings.path}"
 

@@ -41,14 +41,18 @@ from polystore.spi import (
 if TYPE_CHECKING:
     from polystore.backends.sqlite import SqliteBackend
 
-__all__ = ["SqliteStore", "map_errors"]
+__all__ = ["SqliteErrors", "SqliteStore"]
 
 _FIND_PAGE = 256
 """Rows ``find`` fetches at a time while it collects matches up to its limit."""
 
 
-class map_errors(ErrorMap):  # noqa: N801 - used like a function: `with map_errors(...)`
-    """Translate sqlite3 errors into polystore errors (the one place this happens)."""
+class SqliteErrors(ErrorMap):
+    """Translate sqlite3 errors into polystore errors (the one place this happens).
+
+    ``with SqliteErrors(store.name, "save", key):`` around driver calls; see
+    :class:`polystore.spi.ErrorMap` for the arguments.
+    """
 
     __slots__ = ()
 
@@ -157,12 +161,12 @@ class SqliteStore(BaseStore):
 
     async def _get_entry(self, key: str) -> Entry | None:
         reader = await self._backend.reader()
-        with map_errors(self.name, "get", key):
+        with SqliteErrors(self.name, "get", key):
             return await _read_entry(reader, self, key)
 
     async def _get(self, key: str) -> JSONValue | None:
         reader = await self._backend.reader()
-        with map_errors(self.name, "get", key):
+        with SqliteErrors(self.name, "get", key):
             rows = list(
                 await reader.execute_fetchall(q.GET_VALUE, (self.namespace, key, time.time()))
             )
@@ -170,7 +174,7 @@ class SqliteStore(BaseStore):
 
     async def _exists(self, key: str) -> bool:
         reader = await self._backend.reader()
-        with map_errors(self.name, "exists", key):
+        with SqliteErrors(self.name, "exists", key):
             rows = await reader.execute_fetchall(q.EXISTS, (self.namespace, key, time.time()))
         return bool(rows)
 
@@ -184,14 +188,14 @@ class SqliteStore(BaseStore):
         if_absent: bool,
     ) -> Version:
         async with self._backend.writer() as conn:
-            with map_errors(self.name, "save", key):
+            with SqliteErrors(self.name, "save", key):
                 return await _write(
                     conn, self.namespace, self.name, key, data, ttl, if_version, if_absent
                 )
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
         async with self._backend.writer() as conn:
-            with map_errors(self.name, "delete", key):
+            with SqliteErrors(self.name, "delete", key):
                 return await _remove(conn, self.namespace, self.name, key, if_version)
 
     async def _get_many(self, keys: list[str]) -> list[JSONValue | None]:
@@ -199,7 +203,7 @@ class SqliteStore(BaseStore):
         found: dict[str, JSONValue] = {}
         decode = self.codec.decode
         now = time.time()
-        with map_errors(self.name, "get_many"):
+        with SqliteErrors(self.name, "get_many"):
             for chunk in _chunks(list(dict.fromkeys(keys)), q.MAX_PARAMS):
                 rows = await reader.execute_fetchall(
                     q.get_many_sql(len(chunk)), (self.namespace, now, *chunk)
@@ -219,7 +223,7 @@ class SqliteStore(BaseStore):
             for (key, _, data), version in zip(items, versions, strict=True)
         ]
         async with self._backend.writer(transaction=True) as conn:
-            with map_errors(self.name, "save_many"):
+            with SqliteErrors(self.name, "save_many"):
                 await conn.executemany(q.UPSERT, rows)
         return versions
 
@@ -227,7 +231,7 @@ class SqliteStore(BaseStore):
         now = time.time()
         count = 0
         async with self._backend.writer(transaction=True) as conn:
-            with map_errors(self.name, "delete_many"):
+            with SqliteErrors(self.name, "delete_many"):
                 for chunk in _chunks(keys, q.MAX_PARAMS):
                     rows = await conn.execute_fetchall(
                         q.delete_many_sql(len(chunk)), (self.namespace, *chunk)
@@ -244,7 +248,7 @@ class SqliteStore(BaseStore):
         found: dict[str, Entry] = {}
         decode = self.codec.decode
         now = time.time()
-        with map_errors(self.name, "get_many"):
+        with SqliteErrors(self.name, "get_many"):
             for chunk in _chunks(keys, q.MAX_PARAMS):
                 rows = await reader.execute_fetchall(
                     q.get_entries_sql(len(chunk)), (self.namespace, now, *chunk)
@@ -263,7 +267,7 @@ class SqliteStore(BaseStore):
         versions = new_versions(len(ops))
         plain: list[tuple[object, ...]] = []
         async with self._backend.writer(transaction=True) as conn:
-            with map_errors(name, "save_many"):
+            with SqliteErrors(name, "save_many"):
                 for op, version in zip(ops, versions, strict=True):
                     if op.data is not None and op.if_version is None and not op.if_absent:
                         now = time.time()
@@ -283,7 +287,7 @@ class SqliteStore(BaseStore):
         reader = await self._backend.reader()
         sql, cursor = q.SCAN_FIRST, prefix
         while True:
-            with map_errors(self.name, "scan"):
+            with SqliteErrors(self.name, "scan"):
                 rows = list(
                     await reader.execute_fetchall(
                         sql, (self.namespace, cursor, time.time(), batch_size)
@@ -302,7 +306,7 @@ class SqliteStore(BaseStore):
         sql, params = q.find_sql(where, time.time(), self.namespace)
         found: list[Entry] = []
         # SQL selects a superset; the limit counts rows that pass the re-check.
-        with map_errors(self.name, "find"):
+        with SqliteErrors(self.name, "find"):
             async with reader.execute(sql, params) as cursor:
                 while limit is None or len(found) < limit:
                     rows = list(await cursor.fetchmany(_FIND_PAGE))
@@ -334,7 +338,7 @@ class _SqliteTransaction(BaseTransaction):
         self._conn = conn
 
     async def _get_entry(self, key: str) -> Entry | None:
-        with map_errors(self.store.name, "get", key):
+        with SqliteErrors(self.store.name, "get", key):
             return await _read_entry(self._conn, self.store, key)
 
     async def _save(
@@ -347,12 +351,12 @@ class _SqliteTransaction(BaseTransaction):
         if_absent: bool,
     ) -> Version:
         store = self.store
-        with map_errors(store.name, "save", key):
+        with SqliteErrors(store.name, "save", key):
             return await _write(
                 self._conn, store.namespace, store.name, key, data, ttl, if_version, if_absent
             )
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
         store = self.store
-        with map_errors(store.name, "delete", key):
+        with SqliteErrors(store.name, "delete", key):
             return await _remove(self._conn, store.namespace, store.name, key, if_version)

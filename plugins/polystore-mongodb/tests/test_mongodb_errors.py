@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bson.errors import InvalidDocument
-from polystore_mongodb.errors import map_errors, translate
+from polystore_mongodb.errors import MongoErrors
 from pymongo import errors as pm
 
 from polystore import (
@@ -85,7 +85,7 @@ CASES: list[tuple[BaseException, bool, type[PolystoreError]]] = [
 def test_driver_exceptions_map_to_the_error_tree(
     exc: BaseException, write: bool, expected: type[PolystoreError]
 ) -> None:
-    error = translate(exc, backend="mongodb/ns", operation="save", key="k", write=write)
+    error = MongoErrors("mongodb/ns", "save", "k", write=write).translate(exc)
     assert type(error) is expected
     assert (error.backend, error.operation) == ("mongodb/ns", "save")
 
@@ -97,26 +97,26 @@ def test_a_failed_batch_item_names_its_key() -> None:
             "writeConcernErrors": [],
         }
     )
-    error = translate(exc, backend="b", operation="save_many", write=True)
+    error = MongoErrors("b", "save_many", write=True).translate(exc)
     assert type(error) is StoreError
     assert error.key == "k7"
     assert "the others were written" in error.message
 
 
-def test_map_errors_chains_the_driver_exception() -> None:
+def test_mongo_errors_chains_the_driver_exception() -> None:
     cause = pm.AutoReconnect("connection reset")
-    with pytest.raises(StoreUnavailableError) as info, map_errors("b", "get", "k"):
+    with pytest.raises(StoreUnavailableError) as info, MongoErrors("b", "get", "k"):
         raise cause
     assert info.value.__cause__ is cause
     assert info.value.key == "k"
 
 
-def test_map_errors_lets_other_exceptions_through() -> None:
-    with pytest.raises(KeyError), map_errors("b", "get"):
+def test_mongo_errors_lets_other_exceptions_through() -> None:
+    with pytest.raises(KeyError), MongoErrors("b", "get"):
         raise KeyError("not a driver error")
 
 
 def test_messages_are_redacted() -> None:
     exc = pm.ServerSelectionTimeoutError("mongodb://u:hunter2@db:27017 password=hunter2 gone")
-    error = translate(exc, backend="b", operation="get")
+    error = MongoErrors("b", "get").translate(exc)
     assert "hunter2" not in str(error)

@@ -21,7 +21,7 @@ from polystore_postgres import (
     PostgresTimeoutError,
     SerializationConflictError,
 )
-from polystore_postgres.errors import translate
+from polystore_postgres.errors import PostgresErrors
 from polystore_postgres.schema import SCHEMA_VERSION
 
 from polystore import (
@@ -422,7 +422,7 @@ async def test_server_fields_are_reachable_on_the_translated_error(conn: Any) ->
     await conn.execute("INSERT INTO t VALUES (1)")
     with pytest.raises(asyncpg.UniqueViolationError) as info:
         await conn.execute("INSERT INTO t VALUES (1)")
-    error = translate(info.value, backend="pg/ns", operation="save", key="k")
+    error = PostgresErrors("pg/ns", "save", "k").translate(info.value)
     assert isinstance(error, PostgresStoreError)
     assert (error.sqlstate, error.constraint_name) == ("23505", "t_pk")
     assert "pg/ns" in str(error)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pydantic
 import pytest
-from polystore_redis import RedisBackend, RedisSettings, RedisStore, map_errors
-from polystore_redis.errors import translate
+from polystore_redis import RedisBackend, RedisErrors, RedisSettings, RedisStore
 from polystore_redis.keys import KeyLayout, escape_glob, fixed_hash_tag, group_by_slot
 from polystore_redis.packing import HIREDIS_PACKING, HiredisConnection
 from polystore_redis.scripts import ttl_to_ms
@@ -223,24 +222,24 @@ READ_TIMEOUT = rx.TimeoutError("Timeout reading from 127.0.0.1:1")
 def test_driver_errors_translate_by_kind_and_phase(
     exc: Exception, write: bool, expected: type[StoreError]
 ) -> None:
-    error = translate(exc, "redis/ns", "save", "k", write=write)
+    error = RedisErrors("redis/ns", "save", "k", write=write).translate(exc)
     assert type(error) is expected
     assert (error.backend, error.operation, error.key) == ("redis/ns", "save", "k")
 
 
-def test_map_errors_chains_the_driver_exception() -> None:
+def test_redis_errors_chains_the_driver_exception() -> None:
     with (
         pytest.raises(UnknownOutcomeError) as info,
-        map_errors("redis/ns", "save", "k", write=True),
+        RedisErrors("redis/ns", "save", "k", write=True),
     ):
         raise CLOSED
     assert info.value.__cause__ is CLOSED
     assert "may or may not" in str(info.value)
 
 
-def test_map_errors_redacts_urls_in_driver_messages() -> None:
+def test_redis_errors_redacts_urls_in_driver_messages() -> None:
     leak = rx.ConnectionError(f"cannot reach redis://:{PASSWORD}@host:1")
-    with pytest.raises(StoreUnavailableError) as info, map_errors("redis/ns", "get", "k"):
+    with pytest.raises(StoreUnavailableError) as info, RedisErrors("redis/ns", "get", "k"):
         raise leak
     assert PASSWORD not in str(info.value)
 
@@ -276,9 +275,9 @@ def test_the_public_api_is_pinned() -> None:
 
     assert polystore_redis.__all__ == [
         "RedisBackend",
+        "RedisErrors",
         "RedisSettings",
         "RedisStore",
         "RedisTLSSettings",
-        "map_errors",
     ]
     assert all(hasattr(polystore_redis, name) for name in polystore_redis.__all__)

@@ -16,7 +16,7 @@ from pymongo.write_concern import WriteConcern
 
 from polystore import ConfigurationError, StoreUnavailableError
 from polystore.spi import BaseBackend, Capabilities, DataStore, RetryPolicy
-from polystore_mongodb.errors import map_errors
+from polystore_mongodb.errors import MongoErrors
 from polystore_mongodb.settings import MongoSettings
 from polystore_mongodb.store import MongoDBStore
 from polystore_mongodb.uri import scrub_uri_message
@@ -158,7 +158,7 @@ class MongoBackend(BaseBackend):
         if client is None:
             client = self._client = self._new_client()
         try:
-            with map_errors(self.name, "open"):
+            with MongoErrors(self.name, "open"):
                 self.hello = await client.admin.command("hello")
                 build = await client.admin.command("buildInfo")
         except BaseException:
@@ -194,7 +194,7 @@ class MongoBackend(BaseBackend):
             ConfigurationError: PyMongo refuses the URI or an option.
         """
         try:
-            with map_errors(self.name, "open"):
+            with MongoErrors(self.name, "open"):
                 return AsyncMongoClient(
                     self.settings.url.get_secret_value(),
                     document_class=dict,
@@ -266,7 +266,7 @@ class MongoBackend(BaseBackend):
 
     async def _ping(self) -> str:
         database = await self.database()
-        with map_errors(self.name, "health"):
+        with MongoErrors(self.name, "health"):
             await database.command("ping")
         topology = "replica set" if self.hello.get("setName") else "standalone"
         if self.hello.get("msg") == "isdbgrid":

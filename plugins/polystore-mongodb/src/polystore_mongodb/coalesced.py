@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from polystore import StoreError
 from polystore.spi import ReadResult, Version, WriteOp, WriteResult, new_version
 from polystore_mongodb.documents import make_document, utcnow
-from polystore_mongodb.errors import map_errors
+from polystore_mongodb.errors import MongoErrors
 from polystore_mongodb.operations import Collection, remove, to_entry, write
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ async def read_batch(
     store: MongoDBStore, collection: Collection, keys: list[str]
 ) -> list[ReadResult]:
     """The live entries of ``keys`` (distinct), in order: one query."""
-    with map_errors(store.name, "get_many"):
+    with MongoErrors(store.name, "get_many"):
         documents = await collection.find({"_id": {"$in": keys}}).to_list()
     by_key = {document["_id"]: document for document in documents}
     return [to_entry(key, by_key.get(key)) for key in keys]
@@ -83,7 +83,7 @@ async def _single(
 ) -> None:
     op = batch[i]
     try:
-        with map_errors(store.name, op.operation, op.key, write=True):
+        with MongoErrors(store.name, op.operation, op.key, write=True):
             if op.data is None:
                 results[i] = await remove(collection, store.name, op.key, op.if_version)
                 return
@@ -113,7 +113,7 @@ async def _bulk(
         for i, document in zip(indexes, documents, strict=True)
     ]
     failed: dict[int, dict[str, object]] = {}
-    with map_errors(store.name, "save_many", write=True):
+    with MongoErrors(store.name, "save_many", write=True):
         try:
             await collection.bulk_write(requests, ordered=False)
         except BulkWriteError as exc:
@@ -147,7 +147,7 @@ def _retry_upsert(
 ) -> Callable[[], Awaitable[None]]:
     async def again() -> None:
         try:
-            with map_errors(store.name, "save", op.key, write=True):
+            with MongoErrors(store.name, "save", op.key, write=True):
                 try:
                     await collection.replace_one({"_id": op.key}, document, upsert=True)
                 except DuplicateKeyError:

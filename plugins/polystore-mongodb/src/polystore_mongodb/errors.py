@@ -28,6 +28,7 @@ reachable as ``__cause__`` (with its ``code`` and ``details``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson.errors import InvalidDocument
@@ -47,10 +48,10 @@ from polystore import (
 )
 from polystore.spi import ErrorMap, redact_text
 
-__all__ = ["DRIVER_ERRORS", "map_errors", "translate"]
+__all__ = ["DRIVER_ERRORS", "MongoErrors"]
 
 DRIVER_ERRORS = (pm.PyMongoError, InvalidDocument, OverflowError)
-"""Exception types :func:`map_errors` translates."""
+"""Exception types :class:`MongoErrors` translates."""
 
 _AUTH_CODES = frozenset({18, 13})  # AuthenticationFailed, Unauthorized
 _TOO_LARGE_CODES = frozenset({10334, 17419, 17420, 10329})  # BSONObjectTooLarge & co.
@@ -60,14 +61,11 @@ _TIMEOUT_CODES = frozenset({50, 202, 262})  # MaxTimeMSExpired, NetworkInterface
 _MAX_MESSAGE = 400
 
 
-class map_errors(ErrorMap):  # noqa: N801 - named and used like a function: ``with map_errors(...):``
-    """Context manager translating driver exceptions raised in its block.
+class MongoErrors(ErrorMap):
+    """Translates PyMongo and BSON exceptions raised in its block into polystore errors.
 
-    Args:
-        backend: Store or backend name for the message.
-        operation: The operation (``"get"``, ``"save"``, ...).
-        key: The key involved, if any.
-        write: The block sends a write, so a lost connection means an unknown outcome.
+    ``with MongoErrors(store.name, "save", key, write=True):`` around driver calls; see
+    :class:`polystore.spi.ErrorMap` for the arguments.
     """
 
     __slots__ = ()
@@ -75,17 +73,22 @@ class map_errors(ErrorMap):  # noqa: N801 - named and used like a function: ``wi
     driver_errors = DRIVER_ERRORS
 
     def translate(self, exc: BaseException) -> PolystoreError:
-        return translate(
-            exc, backend=self.backend, operation=self.operation, key=self.key, write=self.write
+        return _translate(
+            exc,
+            backend=self.backend,
+            operation=self.operation,
+            key=self.key,
+            write=self.write,
+            secrets=self.secrets,
         )
 
 
-def _message(exc: BaseException) -> str:
+def _message(exc: BaseException, secrets: Sequence[str] = ()) -> str:
     if isinstance(exc, pm.OperationFailure) and isinstance(exc.details, dict):
         text = str(exc.details.get("errmsg") or exc)
     else:
         text = str(exc).partition(", full error:")[0]
-    text = redact_text(text)
+    text = redact_text(text, secrets)
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 
@@ -93,17 +96,18 @@ def _is_timeout(exc: BaseException) -> bool:
     return bool(getattr(exc, "timeout", False))
 
 
-def translate(
+def _translate(
     exc: BaseException,
     *,
     backend: str,
     operation: str,
-    key: str | None = None,
-    write: bool = False,
+    key: str | None,
+    write: bool,
+    secrets: Sequence[str],
 ) -> PolystoreError:
     """The polystore error for a driver exception (see the module docstring)."""
     where: dict[str, Any] = {"backend": backend, "operation": operation, "key": key}
-    text = _message(exc)
+    text = _message(exc, secrets)
     if isinstance(exc, pm.DuplicateKeyError):
         return AlreadyExistsError("key already exists", **where)
     if isinstance(exc, pm.BulkWriteError):

@@ -1,7 +1,7 @@
 """Single-key reads and writes shared by the store and its transactions.
 
 Each is one round trip. Driver exceptions propagate; callers translate them with
-:func:`~polystore_mongodb.errors.map_errors` (whether a lost connection means an unknown
+:class:`~polystore_mongodb.errors.MongoErrors` (whether a lost connection means an unknown
 outcome depends on the caller: inside a transaction it does not).
 """
 

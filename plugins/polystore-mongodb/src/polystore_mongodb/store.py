@@ -41,7 +41,7 @@ from polystore_mongodb.documents import (
     read_value,
     utcnow,
 )
-from polystore_mongodb.errors import map_errors
+from polystore_mongodb.errors import MongoErrors
 from polystore_mongodb.operations import Collection, read_entry, remove, write
 from polystore_mongodb.transaction import run_transaction
 
@@ -109,7 +109,7 @@ class MongoDBStore(BaseStore):
         collection = await self.collection()
         async with self._index_lock:
             if not self._indexed:
-                with map_errors(self.name, "create_index"):
+                with MongoErrors(self.name, "create_index"):
                     await collection.create_index(EXPIRES, expireAfterSeconds=0)
                 self._indexed = True
         return collection
@@ -134,14 +134,14 @@ class MongoDBStore(BaseStore):
 
     async def _get_entry(self, key: str) -> Entry | None:
         collection = await self.collection()
-        with map_errors(self.name, "get", key):
+        with MongoErrors(self.name, "get", key):
             return await read_entry(collection, key)
 
     async def _get(self, key: str) -> JSONValue | None:
         collection = self._collection  # the hot path: no extra coroutine once opened
         if collection is None:
             collection = await self.collection()
-        with map_errors(self.name, "get", key):
+        with MongoErrors(self.name, "get", key):
             document = await collection.find_one({"_id": key})
         if document is None:
             return None
@@ -152,7 +152,7 @@ class MongoDBStore(BaseStore):
 
     async def _exists(self, key: str) -> bool:
         collection = await self.collection()
-        with map_errors(self.name, "exists", key):
+        with MongoErrors(self.name, "exists", key):
             document = await collection.find_one({"_id": key}, _ONLY_EXPIRY)
         return document is not None and is_live(document)
 
@@ -168,13 +168,13 @@ class MongoDBStore(BaseStore):
         collection = await self._writable()
         version = new_version()
         document = make_document(value, data, version, ttl)
-        with self._write_budget(), map_errors(self.name, "save", key, write=True):
+        with self._write_budget(), MongoErrors(self.name, "save", key, write=True):
             await write(collection, self.name, key, document, if_version, if_absent)
         return version
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
         collection = await self.collection()
-        with self._write_budget(), map_errors(self.name, "delete", key, write=True):
+        with self._write_budget(), MongoErrors(self.name, "delete", key, write=True):
             return await remove(collection, self.name, key, if_version)
 
     # -- batches ------------------------------------------------------------------------
@@ -183,7 +183,7 @@ class MongoDBStore(BaseStore):
         collection = await self.collection()
         found: dict[str, JSONValue] = {}
         for chunk in _chunks(list(dict.fromkeys(keys)), self._keys_per_query):
-            with map_errors(self.name, "get_many"):
+            with MongoErrors(self.name, "get_many"):
                 documents = await collection.find({"_id": {"$in": chunk}}).to_list()
             now = utcnow()
             for document in documents:
@@ -206,7 +206,7 @@ class MongoDBStore(BaseStore):
                     items[start : start + size], versions[start : start + size], strict=True
                 )
             ]
-            with self._write_budget(), map_errors(self.name, "save_many", write=True):
+            with self._write_budget(), MongoErrors(self.name, "save_many", write=True):
                 await collection.bulk_write(requests, ordered=False)
         return versions
 
@@ -214,7 +214,7 @@ class MongoDBStore(BaseStore):
         collection = await self.collection()
         count = 0
         for chunk in _chunks(keys, self._keys_per_query):
-            with self._write_budget(), map_errors(self.name, "delete_many", write=True):
+            with self._write_budget(), MongoErrors(self.name, "delete_many", write=True):
                 query = {"_id": {"$in": chunk}, **live_filter(utcnow())}
                 result = await collection.delete_many(query)
             count += result.deleted_count
@@ -235,7 +235,7 @@ class MongoDBStore(BaseStore):
     async def _scan_page(self, prefix: str, after: str | None, size: int) -> list[str]:
         collection = await self.collection()
         query = {"_id": key_range(prefix, after), **live_filter(utcnow())}
-        with map_errors(self.name, "scan"):
+        with MongoErrors(self.name, "scan"):
             documents = await collection.find(
                 query, _ONLY_KEY, sort=_BY_KEY, limit=size, batch_size=size
             ).to_list()
@@ -261,7 +261,7 @@ class MongoDBStore(BaseStore):
     async def _find(self, where: dict[str, Scalar], limit: int | None) -> list[Entry]:
         collection = await self.collection()
         query = find_filter(where, utcnow())
-        with map_errors(self.name, "find"):
+        with MongoErrors(self.name, "find"):
             documents = await collection.find(query, sort=_BY_KEY, limit=limit or 0).to_list()
         return [
             Entry(d["_id"], read_value(d), Version(d.get(VERSION) or ""), d.get(EXPIRES))

@@ -21,7 +21,7 @@ from polystore.spi import (
     new_version,
 )
 from polystore_mongodb.documents import make_document
-from polystore_mongodb.errors import map_errors
+from polystore_mongodb.errors import MongoErrors
 from polystore_mongodb.operations import Collection, read_entry, remove, write
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class MongoTransaction(BaseTransaction):
         self._session = session
 
     async def _get_entry(self, key: str) -> Entry | None:
-        with map_errors(self.store.name, "get", key):
+        with MongoErrors(self.store.name, "get", key):
             return await read_entry(self._collection, key, self._session)
 
     async def _save(
@@ -64,7 +64,7 @@ class MongoTransaction(BaseTransaction):
         version = new_version()
         document = make_document(value, data, version, ttl)
         # Not ``write=True``: a write lost inside a transaction is never committed.
-        with map_errors(self.store.name, "save", key):
+        with MongoErrors(self.store.name, "save", key):
             await write(
                 self._collection, self.store.name, key, document, if_version, if_absent,
                 self._session,
@@ -72,7 +72,7 @@ class MongoTransaction(BaseTransaction):
         return version
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
-        with map_errors(self.store.name, "delete", key):
+        with MongoErrors(self.store.name, "delete", key):
             return await remove(self._collection, self.store.name, key, if_version, self._session)
 
 
@@ -87,10 +87,10 @@ async def run_transaction(
         UnknownOutcomeError: The commit was sent but its result is unknown.
     """
     collection = await store.ensure_indexes()  # index builds cannot run inside it
-    with map_errors(store.name, "transaction"):
+    with MongoErrors(store.name, "transaction"):
         session = backend.client.start_session()
     try:
-        with map_errors(store.name, "transaction"):
+        with MongoErrors(store.name, "transaction"):
             await session.start_transaction(
                 read_concern=ReadConcern("snapshot"),
                 write_concern=backend.write_concern(),
@@ -103,7 +103,7 @@ async def run_transaction(
                 with contextlib.suppress(PyMongoError):
                     await session.abort_transaction()
             raise
-        with map_errors(store.name, "commit", write=True):
+        with MongoErrors(store.name, "commit", write=True):
             await session.commit_transaction()
     finally:
         with contextlib.suppress(PyMongoError):

@@ -25,7 +25,7 @@ from polystore.spi import (
     RetryPolicy,
     remaining,
 )
-from polystore_postgres.errors import DRIVER_ERRORS, connection_suspect, map_errors, scrub
+from polystore_postgres.errors import DRIVER_ERRORS, PostgresErrors, connection_suspect, scrub
 from polystore_postgres.naming import advisory_lock_key, quote_identifier
 from polystore_postgres.partitions import MaintenanceReport, maintain_table
 from polystore_postgres.schema import ensure_schema, list_tables
@@ -110,7 +110,7 @@ class PostgresBackend(BaseBackend):
         if self._pool is None:
             self._pool = await self._create_pool()
         try:
-            with map_errors(self.name, "open", secrets=self.secrets):
+            with PostgresErrors(self.name, "open", secrets=self.secrets):
                 async with self._pool.acquire(timeout=self.settings.connect_timeout) as conn:
                     await ensure_schema(conn, self.settings.db_schema)
                 if self._owns_pool:
@@ -125,7 +125,7 @@ class PostgresBackend(BaseBackend):
             raise
         if self.standbys is not None:
             try:
-                with map_errors(self.name, "open", secrets=self.secrets):
+                with PostgresErrors(self.name, "open", secrets=self.secrets):
                     await self.standbys.open()
             except (ValueError, TypeError) as exc:
                 raise self._invalid_settings(exc) from None
@@ -142,7 +142,7 @@ class PostgresBackend(BaseBackend):
         except ValueError as exc:
             raise ConfigurationError(scrub(str(exc), self.secrets)) from None
         try:
-            with map_errors(self.name, "connect", secrets=self.secrets):
+            with PostgresErrors(self.name, "connect", secrets=self.secrets):
                 return await asyncpg.create_pool(
                     # The floor is opened by _open_floor: asyncpg's own floor keeper
                     # reconnects in the background during an outage and logs a warning
@@ -287,7 +287,7 @@ class PostgresBackend(BaseBackend):
         total = 0
         conn = await self._acquire_for("reap")
         try:
-            with map_errors(self.name, "reap", secrets=self.secrets):
+            with PostgresErrors(self.name, "reap", secrets=self.secrets):
                 for table in await list_tables(conn, schema):
                     statement = TableSQL(schema, table).reap
                     status: str = await conn.execute(statement, limit, timeout=timeout)
@@ -314,7 +314,7 @@ class PostgresBackend(BaseBackend):
         schema = self.settings.db_schema
         conn = await self._acquire_for("maintain")
         try:
-            with map_errors(self.name, "maintain", secrets=self.secrets):
+            with PostgresErrors(self.name, "maintain", secrets=self.secrets):
                 for table in await list_tables(conn, schema):
                     kind = await conn.fetchval(
                         "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = "
@@ -346,7 +346,7 @@ class PostgresBackend(BaseBackend):
                     logger.debug("expiry sweep of %s removed %d rows", self.name, removed)
 
     async def _acquire_for(self, operation: str) -> Any:
-        with map_errors(self.name, operation, secrets=self.secrets):
+        with PostgresErrors(self.name, operation, secrets=self.secrets):
             return await self.acquire(remaining(self.settings.timeout))
 
     # -- health ---------------------------------------------------------------------------
@@ -355,7 +355,7 @@ class PostgresBackend(BaseBackend):
         conn = await self._acquire_for("health")
         failure: BaseException | None = None
         try:
-            with map_errors(self.name, "health", secrets=self.secrets):
+            with PostgresErrors(self.name, "health", secrets=self.secrets):
                 await conn.fetchval("SELECT 1", timeout=remaining(self.settings.timeout))
                 # "15.20 (Debian ...)": get_server_version() reads 15.20 as 15.0.20.
                 version = conn.get_settings().server_version.split(" ", 1)[0]

@@ -56,4 +56,4 @@ class Call:
                 await standbys.note_write(self.conn, self.remaining())
         await self.store.backend.release(self.conn, discard=connection_suspect(exc))
         if isinstance(exc, DRIVER_ERRORS) and not isinstance(exc, PolystoreError):
-            raise self.store.error(exc, self.operation, self.key, write_sent=self.write) from exc
+            raise self.store.error(exc, self.operation, self.key, write=self.write) from exc

@@ -34,14 +34,13 @@ from polystore.spi import ErrorMap, redact_text
 
 __all__ = [
     "DRIVER_ERRORS",
+    "PostgresErrors",
     "PostgresStoreError",
     "PostgresTimeoutError",
     "PostgresUnavailableError",
     "PostgresUnknownOutcomeError",
     "SerializationConflictError",
     "connection_suspect",
-    "map_errors",
-    "translate",
 ]
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
@@ -52,7 +51,7 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncio.TimeoutError,
 )
-"""Exceptions that :func:`translate` understands; anything else is a bug and propagates."""
+"""Exceptions that :class:`PostgresErrors` understands; anything else is a bug and propagates."""
 
 _CONFLICT_STATES = frozenset({"40001", "40P01"})
 _CANCELLED_STATES = frozenset({"57014", "55P03"})  # statement_timeout / lock_timeout
@@ -114,14 +113,14 @@ def scrub(text: str, secrets: Sequence[str] = ()) -> str:
     return redact_text(text, secrets)
 
 
-def translate(
+def _translate(
     exc: BaseException,
     *,
     backend: str,
     operation: str,
-    key: str | None = None,
-    write_sent: bool = False,
-    secrets: Sequence[str] = (),
+    key: str | None,
+    write: bool,
+    secrets: Sequence[str],
 ) -> PolystoreError:
     """The polystore error for a driver exception (the caller chains it with ``from``).
 
@@ -130,7 +129,7 @@ def translate(
         backend: Store or backend name for the message.
         operation: Operation name for the message.
         key: Key involved, if any.
-        write_sent: A non-idempotent write had been sent when ``exc`` happened, so a lost
+        write: A non-idempotent write had been sent when ``exc`` happened, so a lost
             connection or a client-side timeout leaves its outcome unknown.
         secrets: Strings to scrub from the message.
     """
@@ -139,14 +138,14 @@ def translate(
     context: dict[str, Any] = {"backend": backend, "operation": operation, "key": key}
     detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        if write_sent:
+        if write:
             return PostgresUnknownOutcomeError(
                 "timed out after the write was sent; it may or may not have been applied",
                 **context,
             )
         return PostgresTimeoutError("timed out", **context)
     if isinstance(exc, asyncpg.PostgresError):
-        return _server_error(exc, detail, context, write_sent)
+        return _server_error(exc, detail, context, write)
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc)
         # A connection that dies is also handed back to the pool by asyncpg, so a
@@ -155,7 +154,7 @@ def translate(
             return PostgresUnavailableError(f"connection unusable: {detail}", **context)
         return PostgresStoreError(f"driver error: {detail}", **context)
     if isinstance(exc, (asyncpg.InternalClientError, OSError)):
-        if write_sent:
+        if write:
             return PostgresUnknownOutcomeError(
                 f"connection failed after the write was sent; it may or may not have been "
                 f"applied: {detail}",
@@ -166,7 +165,7 @@ def translate(
 
 
 def _server_error(
-    exc: Any, detail: str, context: dict[str, Any], write_sent: bool
+    exc: Any, detail: str, context: dict[str, Any], write: bool
 ) -> PostgresStoreError:
     state: str = exc.sqlstate or ""
     fields = {
@@ -186,7 +185,7 @@ def _server_error(
     if state in _REFUSED_STATES:
         return PostgresUnavailableError(f"the server refused the call: {detail}", **fields)
     if state.startswith("08") or state in _GONE_STATES:
-        if write_sent:
+        if write:
             return PostgresUnknownOutcomeError(
                 f"connection lost after the write was sent; it may or may not have been "
                 f"applied: {detail}",
@@ -216,39 +215,24 @@ def connection_suspect(exc: BaseException | None) -> bool:
     return isinstance(exc, (*DRIVER_ERRORS, asyncio.CancelledError))
 
 
-class map_errors(ErrorMap):  # noqa: N801 - named and used like a function: ``with map_errors(...):``
-    """Translate driver exceptions raised in the block (see :func:`translate`).
+class PostgresErrors(ErrorMap):
+    """Translates asyncpg and socket exceptions raised in its block into polystore errors.
 
-    Args:
-        backend: Store or backend name for the message.
-        operation: The operation in progress.
-        key: The key involved, if any.
-        write_sent: The block sends a write, so a lost connection means an unknown outcome.
-        secrets: Strings to scrub from driver messages.
+    ``with PostgresErrors(store.name, "save", key, write=True, secrets=...):`` around
+    driver calls, or ``PostgresErrors(...).translate(exc)`` where a ``with`` block does not
+    fit; see :class:`polystore.spi.ErrorMap` for the arguments.
     """
 
-    __slots__ = ("secrets",)
+    __slots__ = ()
 
     driver_errors = DRIVER_ERRORS
 
-    def __init__(
-        self,
-        backend: str,
-        operation: str,
-        key: str | None = None,
-        *,
-        write_sent: bool = False,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        super().__init__(backend, operation, key, write=write_sent)
-        self.secrets = secrets
-
     def translate(self, exc: BaseException) -> PolystoreError:
-        return translate(
+        return _translate(
             exc,
             backend=self.backend,
             operation=self.operation,
             key=self.key,
-            write_sent=self.write,
+            write=self.write,
             secrets=self.secrets,
         )

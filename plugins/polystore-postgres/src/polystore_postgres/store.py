@@ -36,9 +36,9 @@ from polystore_postgres import coalesced, ops
 from polystore_postgres.call import Call
 from polystore_postgres.errors import (
     DRIVER_ERRORS,
+    PostgresErrors,
     SerializationConflictError,
     connection_suspect,
-    translate,
 )
 from polystore_postgres.partitions import check_range_key
 from polystore_postgres.query_index import build_query_index
@@ -110,17 +110,14 @@ class PostgreSQLStore(BaseStore):
         operation: str,
         key: str | None = None,
         *,
-        write_sent: bool = False,
+        write: bool = False,
     ) -> Exception:
-        """The polystore error for a driver exception of this store."""
-        return translate(
-            exc,
-            backend=self.name,
-            operation=operation,
-            key=key,
-            write_sent=write_sent,
-            secrets=self.backend.secrets,
+        """The polystore error for a driver exception of this store (for calls that are
+        not a ``with`` block)."""
+        errors = PostgresErrors(
+            self.name, operation, key, write=write, secrets=self.backend.secrets
         )
+        return errors.translate(exc)
 
     def _call(self, operation: str, key: str | None = None, *, write: bool = False) -> Call:
         return Call(self, operation, key, write)

@@ -23,9 +23,9 @@ from polystore.spi import BaseTransaction, Entry, JSONValue, Version, remaining
 from polystore_postgres import ops
 from polystore_postgres.errors import (
     DRIVER_ERRORS,
+    PostgresErrors,
     PostgresStoreError,
     connection_suspect,
-    map_errors,
 )
 from polystore_postgres.sql import TableSQL
 
@@ -66,7 +66,7 @@ async def transaction_scope(
     """
     scope = TransactionScope()
     secrets = store.backend.secrets
-    with map_errors(store.name, operation, secrets=secrets):
+    with PostgresErrors(store.name, operation, secrets=secrets):
         await conn.execute(_BEGIN[isolation], timeout=remaining(store.timeout))
     try:
         yield scope
@@ -82,7 +82,7 @@ async def transaction_scope(
             backend=store.name,
             operation="commit",
         )
-    with map_errors(store.name, "commit", write_sent=True, secrets=secrets):
+    with PostgresErrors(store.name, "commit", write=True, secrets=secrets):
         status = await conn.execute("COMMIT", timeout=remaining(store.timeout))
     if status != "COMMIT":
         raise PostgresStoreError(

@@ -15,10 +15,10 @@ It can also be used directly::
 """
 
 from polystore_redis.backend import RedisBackend
-from polystore_redis.errors import map_errors
+from polystore_redis.errors import RedisErrors
 from polystore_redis.settings import RedisSettings, RedisTLSSettings
 from polystore_redis.store import RedisStore
 
 __version__ = "0.1.0"
 
-__all__ = ["RedisBackend", "RedisSettings", "RedisStore", "RedisTLSSettings", "map_errors"]
+__all__ = ["RedisBackend", "RedisErrors", "RedisSettings", "RedisStore", "RedisTLSSettings"]

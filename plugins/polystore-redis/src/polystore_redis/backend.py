@@ -19,7 +19,7 @@ from polystore_redis.client import (
     build_replica_clients,
     is_cluster_client,
 )
-from polystore_redis.errors import map_errors
+from polystore_redis.errors import RedisErrors
 from polystore_redis.replicas import ReplicaReads
 from polystore_redis.scripts import Scripts
 from polystore_redis.settings import RedisSettings
@@ -119,7 +119,7 @@ class RedisBackend(BaseBackend):
 
     async def _open(self) -> None:
         client = self.client
-        with map_errors(self.name, "open"):
+        with RedisErrors(self.name, "open"):
             if self.is_cluster:
                 await client.initialize()
             info = await client.info("server")
@@ -133,7 +133,7 @@ class RedisBackend(BaseBackend):
     async def _durable(self) -> bool:
         """Whether every primary fsyncs its append-only file on every write."""
         client = self.client
-        with map_errors(self.name, "open"):
+        with RedisErrors(self.name, "open"):
             try:
                 if self.is_cluster:
                     replies = [
@@ -174,7 +174,7 @@ class RedisBackend(BaseBackend):
             # A Sentinel-managed client: the Sentinels' own connections are closed too.
             pool = getattr(client, "connection_pool", None)
             manager = getattr(pool, "sentinel_manager", None)
-            with map_errors(self.name, "close"):
+            with RedisErrors(self.name, "close"):
                 await client.aclose()
                 for sentinel in getattr(manager, "sentinels", ()):
                     await sentinel.aclose()
@@ -190,7 +190,7 @@ class RedisBackend(BaseBackend):
         return store
 
     async def _ping(self) -> str:
-        with map_errors(self.name, "health"):
+        with RedisErrors(self.name, "health"):
             await self.client.ping()
         kind = "redis cluster" if self.is_cluster else "redis"
         version = f" {self.server_version}" if self.server_version else ""

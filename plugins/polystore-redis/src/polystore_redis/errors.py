@@ -30,10 +30,9 @@ from polystore import (
     UnknownOutcomeError,
     ValidationError,
 )
-from polystore import ErrorMap as BaseErrorMap
-from polystore.spi import redact_text
+from polystore.spi import ErrorMap, redact_text
 
-__all__ = ["ErrorMap", "map_errors", "translate"]
+__all__ = ["RedisErrors"]
 
 # Messages redis-py gives to failures that happen before a command is written.
 _NOT_SENT = (
@@ -76,26 +75,12 @@ def _sent(exc: BaseException) -> bool:
     return not any(marker in text for marker in _NOT_SENT)
 
 
-def translate(
-    exc: BaseException,
-    backend: str,
-    operation: str,
-    key: str | None = None,
-    *,
-    write: bool = False,
-) -> StoreError:
-    """Return the polystore error for a redis-py (or socket) exception.
-
-    Args:
-        exc: What redis-py raised.
-        backend: Store or backend name, for the message.
-        operation: The operation that failed.
-        key: The key involved, if any.
-        write: Whether the operation changes data; a write whose reply was lost after it
-            was sent has an unknown outcome.
-    """
-    detail = redact_text(str(exc)) or type(exc).__name__
-    where = {"backend": backend, "operation": operation, "key": key}
+def _translate(exc: BaseException, errors: RedisErrors) -> StoreError:
+    """The polystore error for a redis-py (or socket) exception; a write whose reply was
+    lost after it was sent has an unknown outcome."""
+    detail = redact_text(str(exc), errors.secrets) or type(exc).__name__
+    where = {"backend": errors.backend, "operation": errors.operation, "key": errors.key}
+    write = errors.write
     if isinstance(exc, rx.WatchError):
         return ConflictError(f"a watched key changed before commit: {detail}", **where)
     if isinstance(exc, rx.AuthenticationError):
@@ -123,26 +108,16 @@ def translate(
     return StoreError(f"redis error: {detail}", **where)
 
 
-class ErrorMap(BaseErrorMap):
-    """Translates redis-py exceptions raised in its block (see :func:`translate`)."""
+class RedisErrors(ErrorMap):
+    """Translates redis-py exceptions raised in its block into polystore errors.
+
+    ``with RedisErrors(store.name, "save", key, write=True):`` around driver calls; see
+    :class:`polystore.spi.ErrorMap` for the arguments.
+    """
 
     __slots__ = ()
 
     driver_errors = (rx.RedisError, OSError)
 
     def translate(self, exc: BaseException) -> PolystoreError:
-        return translate(exc, self.backend, self.operation, self.key, write=self.write)
-
-
-def map_errors(
-    backend: str, operation: str, key: str | None = None, *, write: bool = False
-) -> ErrorMap:
-    """Translate redis-py exceptions raised in a ``with`` block (see :func:`translate`).
-
-    Args:
-        backend: Store or backend name, for the message.
-        operation: The operation in progress.
-        key: The key involved, if any.
-        write: Whether the operation changes data.
-    """
-    return ErrorMap(backend, operation, key, write=write)
+        return _translate(exc, self)

@@ -34,7 +34,7 @@ from polystore import (
     new_versions,
 )
 from polystore.spi import ReadResult, WriteOp, WriteResult
-from polystore_redis.errors import map_errors
+from polystore_redis.errors import RedisErrors
 from polystore_redis.keys import KeyLayout, group_by_slot
 from polystore_redis.scripts import VERSION_LENGTH, ttl_to_ms
 from polystore_redis.transaction import RedisTransaction
@@ -136,7 +136,7 @@ class RedisStore(BaseStore):
     # -- single keys ------------------------------------------------------------------
 
     async def _get(self, key: str) -> JSONValue | None:
-        with map_errors(self.name, "get", key):
+        with RedisErrors(self.name, "get", key):
             raw = await self._reads.execute_command("GET", self._base + key)
         if raw is None:
             return None
@@ -147,14 +147,14 @@ class RedisStore(BaseStore):
 
     async def _get_entry(self, key: str, *, primary: bool = False) -> Entry | None:
         client = self._client if primary else self._reads
-        with map_errors(self.name, "get_entry", key):
+        with RedisErrors(self.name, "get_entry", key):
             reply = await self._scripts.get_entry(keys=[self._base + key], client=client)
         if reply is None:
             return None
         return self._entry(key, reply[0], int(reply[1]))
 
     async def _exists(self, key: str) -> bool:
-        with map_errors(self.name, "exists", key):
+        with RedisErrors(self.name, "exists", key):
             count = await self._reads.execute_command("EXISTS", self._base + key)
         return bool(count)
 
@@ -170,7 +170,7 @@ class RedisStore(BaseStore):
         version = new_version()
         payload = version.encode() + data
         full = self._base + key
-        with map_errors(self.name, "save", key, write=True):
+        with RedisErrors(self.name, "save", key, write=True):
             if if_version is not None:
                 px = "" if ttl is None else ttl_to_ms(ttl)
                 applied = await self._scripts.cas_save(keys=[full], args=[if_version, payload, px])
@@ -197,7 +197,7 @@ class RedisStore(BaseStore):
 
     async def _delete(self, key: str, if_version: Version | None) -> bool:
         full = self._base + key
-        with map_errors(self.name, "delete", key, write=True):
+        with RedisErrors(self.name, "delete", key, write=True):
             if if_version is None:
                 return bool(await self._client.execute_command("DEL", full))
             deleted = await self._scripts.cas_delete(keys=[full], args=[if_version])
@@ -228,7 +228,7 @@ class RedisStore(BaseStore):
     async def _get_many(self, keys: list[str]) -> list[JSONValue | None]:
         base = self._base
         full = [base + key for key in keys]
-        with map_errors(self.name, "get_many"):
+        with RedisErrors(self.name, "get_many"):
             if len(full) <= BATCH_CHUNK and not self._split_by_slot:
                 raws = await self._reads.execute_command("MGET", *full)
             else:
@@ -272,14 +272,14 @@ class RedisStore(BaseStore):
                 for group in groups
                 for chunk in _chunks(group, BATCH_CHUNK)
             ]
-        with map_errors(self.name, "save_many", write=True):
+        with RedisErrors(self.name, "save_many", write=True):
             await self._run(commands)
         return versions
 
     async def _delete_many(self, keys: list[str]) -> int:
         base = self._base
         commands = self._multi_key("DEL", [base + key for key in keys])
-        with map_errors(self.name, "delete_many", write=True):
+        with RedisErrors(self.name, "delete_many", write=True):
             counts = await self._run(commands)
         return sum(int(count) for count in counts)
 
@@ -288,7 +288,7 @@ class RedisStore(BaseStore):
     async def _get_entries_batch(self, keys: list[str]) -> list[ReadResult]:
         base = self._base
         replies: list[Any] = []
-        with map_errors(self.name, "get_many"):
+        with RedisErrors(self.name, "get_many"):
             for chunk in _chunks(keys, BATCH_CHUNK):
                 full = [base + k for k in chunk]
                 replies.extend(await self._scripts.get_entries(keys=full, client=self._reads))
@@ -325,7 +325,7 @@ class RedisStore(BaseStore):
                 pipe.execute_command("SET", full, payload, *px, "NX")
             else:
                 pipe.execute_command("SET", full, payload, *px)
-        with map_errors(self.name, "save_many", write=True):
+        with RedisErrors(self.name, "save_many", write=True):
             replies = await pipe.execute(raise_on_error=False)
         return [
             self._write_result(op, version, reply)
@@ -336,7 +336,7 @@ class RedisStore(BaseStore):
         name, operation, key = self.name, op.operation, op.key
         if isinstance(reply, Exception):
             try:
-                with map_errors(name, operation, key, write=True):
+                with RedisErrors(name, operation, key, write=True):
                     raise reply
             except StoreError as exc:
                 return exc
@@ -359,7 +359,7 @@ class RedisStore(BaseStore):
         if not self._backend.is_cluster:
             return [None]
         client = self._client
-        with map_errors(self.name, "scan"):
+        with RedisErrors(self.name, "scan"):
             await client.initialize()
         if self.layout.single_slot:
             return [client.get_node_from_key(self.layout.key("x"))]
@@ -371,7 +371,7 @@ class RedisStore(BaseStore):
         for node in await self._scan_nodes():
             cursor = 0
             while True:
-                with map_errors(self.name, "scan"):
+                with RedisErrors(self.name, "scan"):
                     if node is None:
                         cursor, raws = await self._reads.scan(
                             cursor=cursor, match=pattern, count=batch_size

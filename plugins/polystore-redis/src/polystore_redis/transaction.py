@@ -28,7 +28,7 @@ from polystore import (
     Version,
     new_version,
 )
-from polystore_redis.errors import map_errors
+from polystore_redis.errors import RedisErrors
 from polystore_redis.scripts import VERSION_LENGTH, ttl_to_ms
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class RedisTransaction(BaseTransaction):
         """
         if not self._staged:
             return
-        with map_errors(self.store.name, "commit", write=True):
+        with RedisErrors(self.store.name, "commit", write=True):
             if self.store._backend.is_cluster:
                 await self._commit_script()
             else:
@@ -153,7 +153,7 @@ class RedisTransaction(BaseTransaction):
             if self._conditions:
                 watched = [base + key for key in self._conditions]
                 # Nothing is written before EXEC: a failure here has a known outcome.
-                with map_errors(self.store.name, "commit"):
+                with RedisErrors(self.store.name, "commit"):
                     await pipe.watch(*watched)
                     raws = await pipe.execute_command("MGET", *watched)
                 for (key, condition), raw in zip(self._conditions.items(), raws, strict=True):
