@@ -291,3 +291,15 @@ def test_a_bad_replica_url_is_refused_without_its_password() -> None:
 
     assert "replica_urls" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_replica_passwords_stay_out_of_the_settings_and_backend_reprs() -> None:
+    settings = RedisSettings(
+        replica_urls=["redis://:hunter2@127.0.0.1:6380/0"], read_from="replica"
+    )
+
+    backend = RedisBackend(settings)
+
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in repr(backend)
+    assert "hunter2" not in str(settings.model_dump())
