@@ -77,6 +77,9 @@ class PostgresSettings(BackendSettings):
             ``None`` for no bound beyond ``read_your_writes``.
         partitioning: How new namespace tables are partitioned (see
             :mod:`polystore_postgres.partitions`); ``None`` for plain tables.
+        coalesce: Send concurrent single-key calls as batches (one ``= ANY`` read, one
+            commit per batch of writes); on by default, not with standbys or month
+            partitions.
     """
 
     # Validation errors would otherwise quote the raw input, password included.
@@ -115,6 +118,7 @@ class PostgresSettings(BackendSettings):
     read_your_writes: bool = True
     max_replica_lag: float | None = Field(default=None, gt=0, le=86400)
     partitioning: Partitioning | None = None
+    coalesce: bool = True
 
     @field_validator("url")
     @classmethod
