@@ -6,8 +6,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 
+from polystore.testing._endpoint import ServiceEndpoint, ServiceUnavailable, free_port
 from polystore.testing._servers import LocalRedisServer, _option, find_binary, redis_command
-from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, free_port
 
 __all__ = ["LocalRedisCluster"]
 

@@ -9,8 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from polystore.testing._endpoint import ServiceEndpoint, ServiceUnavailable, free_port
 from polystore.testing._servers import _option, mongo_ready, pg_ready, redis_command
-from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, free_port
 
 __all__ = ["DOCKER_IMAGES", "DockerEndpoint"]
 

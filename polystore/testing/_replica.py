@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from polystore.testing._endpoint import ServiceEndpoint, ServiceUnavailable
 from polystore.testing._servers import LocalPostgresServer, find_binary
-from polystore.testing.services import ServiceEndpoint, ServiceUnavailable
 
 __all__ = ["LocalPostgresReplicaSet", "LocalPostgresStandby"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
+from polystore.testing._endpoint import ServiceEndpoint, ServiceUnavailable
 from polystore.testing._servers import LocalRedisServer, redis_command
-from polystore.testing.services import ServiceEndpoint, ServiceUnavailable
 
 __all__ = ["SERVICE", "LocalRedisSentinel", "LocalRedisSentinelSet"]
 

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from polystore.testing._endpoint import ServiceEndpoint, ServiceUnavailable, free_port
 from polystore.testing._processes import descendants as _descendants
 from polystore.testing._processes import freeze, signal_tree
-from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, free_port
 
 __all__ = [
     "LocalMongoServer",
@@ -34,7 +34,6 @@ __all__ = [
     "LocalRedisServer",
     "fallback_bin_dirs",
     "find_binary",
-    "local_endpoint",
     "mongo_ready",
     "pg_ready",
     "redis_command",
@@ -449,20 +448,3 @@ class LocalMongoServer(_LocalServer):
 
     def _ping(self) -> bool:
         return mongo_ready(self.port)
-
-
-def local_endpoint(name: str, extra_args: Sequence[str] = ()) -> ServiceEndpoint:
-    """A not yet started local server for ``name``.
-
-    Raises:
-        ServiceUnavailable: The server's binaries are not installed.
-    """
-    if name == "redis":
-        return LocalRedisServer(extra_args=extra_args)
-    if name == "postgres":
-        return LocalPostgresServer(extra_args=extra_args)
-    if name == "mongodb":
-        return LocalMongoServer(extra_args=extra_args)
-    from polystore.testing._cluster import LocalRedisCluster  # it builds on this module
-
-    return LocalRedisCluster(extra_args=extra_args)

@@ -14,18 +14,22 @@
 
 from __future__ import annotations
 
-import abc
-import atexit
-import contextlib
 import importlib
 import os
-import signal
 import socket
-import threading
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
+
+from polystore.testing import _docker
+from polystore.testing._cluster import LocalRedisCluster
+from polystore.testing._endpoint import (
+    FaultControlError,
+    ServiceEndpoint,
+    ServiceUnavailable,
+    free_port,
+)
+from polystore.testing._servers import LocalMongoServer, LocalPostgresServer, LocalRedisServer
 
 __all__ = [
     "ALLOW_SKIP_ENV",
@@ -65,14 +69,6 @@ _INSTALL_HINTS = {
 }
 
 
-class ServiceUnavailable(RuntimeError):  # noqa: N818 - the public name of this error
-    """No server could be provided, or a server failed to start or answer."""
-
-
-class FaultControlError(NotImplementedError):
-    """stop/start/kill were called on a server this process does not own."""
-
-
 def url_env(name: str) -> str:
     """The environment variable giving a URL for ``name``, e.g. ``POLYSTORE_TEST_REDIS_URL``."""
     return f"POLYSTORE_TEST_{_check_name(name).upper()}_URL"
@@ -82,120 +78,6 @@ def _check_name(name: str) -> str:
     if name not in SERVICE_NAMES:
         raise ValueError(f"unknown service {name!r}; expected one of {SERVICE_NAMES}")
     return name
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-_OPEN_ENDPOINTS: set[ServiceEndpoint] = set()
-
-
-@atexit.register
-def _close_leftovers() -> None:
-    for endpoint in list(_OPEN_ENDPOINTS):
-        with contextlib.suppress(Exception):  # e.g. a half-constructed endpoint
-            endpoint.close()
-
-
-def _close_then_terminate(signum: int, frame: Any) -> None:
-    """SIGTERM: stop the private servers (atexit does not run on a signal), then die of
-    the signal as the process would have."""
-    _close_leftovers()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _close_on_sigterm() -> None:
-    """Install :func:`_close_then_terminate`, unless the program handles SIGTERM itself."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    with contextlib.suppress(ValueError, OSError):
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _close_then_terminate)
-
-
-class ServiceEndpoint(abc.ABC):
-    """A server that tests connect to, with fault controls when it is private.
-
-    Attributes:
-        name: Service name (``"redis"``, ``"postgres"``, ``"mongodb"``, ...).
-        provider: ``"url"``, ``"docker"`` or ``"local"``.
-    """
-
-    provider: ClassVar[str]
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._closed = False
-        _OPEN_ENDPOINTS.add(self)
-        _close_on_sigterm()
-
-    @property
-    @abc.abstractmethod
-    def url(self) -> str:
-        """The driver URL of the server; unchanged across stop/start."""
-
-    @abc.abstractmethod
-    def start(self) -> None:
-        """Start the server if it is not running and wait until it answers.
-
-        The same port and data are reused after :meth:`stop` or :meth:`kill`.
-
-        Raises:
-            ServiceUnavailable: It did not answer in time (the message has the log tail).
-        """
-
-    @abc.abstractmethod
-    def stop(self) -> None:
-        """Shut the server down cleanly and wait until it has exited."""
-
-    @abc.abstractmethod
-    def kill(self) -> None:
-        """Kill the server abruptly (SIGKILL), as in a crash."""
-
-    def restart(self) -> None:
-        """Stop the server cleanly, then start it again on the same port and data."""
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Final cleanup: kill processes/containers and remove temporary data. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        _OPEN_ENDPOINTS.discard(self)
-        self._cleanup()
-
-    @abc.abstractmethod
-    def _cleanup(self) -> None:
-        """Release what the endpoint owns (subclass hook for :meth:`close`)."""
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ServiceUnavailable(f"{self!r} is closed")
-
-    def __enter__(self) -> ServiceEndpoint:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        try:
-            url = self.url
-        except (AttributeError, IndexError):  # not fully constructed
-            url = "?"
-        return f"<{type(self).__name__} {self.name} provider={self.provider} url={url}>"
 
 
 class UrlEndpoint(ServiceEndpoint):
@@ -299,6 +181,21 @@ def unavailable_message(name: str, reasons: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def _local_endpoint(name: str, extra_args: Sequence[str] = ()) -> ServiceEndpoint:
+    """A not yet started local server for ``name``.
+
+    Raises:
+        ServiceUnavailable: The server's binaries are not installed.
+    """
+    if name == "redis":
+        return LocalRedisServer(extra_args=extra_args)
+    if name == "postgres":
+        return LocalPostgresServer(extra_args=extra_args)
+    if name == "mongodb":
+        return LocalMongoServer(extra_args=extra_args)
+    return LocalRedisCluster(extra_args=extra_args)
+
+
 def resolve_service(
     name: str, *, allow_skip: bool, extra_args: Sequence[str] = ()
 ) -> ServiceEndpoint:
@@ -321,9 +218,6 @@ def resolve_service(
     if url:
         _check_reachable(name, url)
         return UrlEndpoint(name, url)
-    # Imported late: these subclass ServiceEndpoint.
-    from polystore.testing import _docker, _servers
-
     reasons: list[str] = []
     if name in _docker.DOCKER_IMAGES:
         if docker_available():
@@ -334,7 +228,7 @@ def resolve_service(
         else:
             reasons.append("docker: no Docker engine answered")
     try:
-        endpoint = _servers.local_endpoint(name, extra_args)
+        endpoint = _local_endpoint(name, extra_args)
     except ServiceUnavailable as exc:
         reasons.append(f"local: {exc}")
     else:
