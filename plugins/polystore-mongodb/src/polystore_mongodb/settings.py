@@ -83,6 +83,8 @@ class MongoSettings(BackendSettings):
             batch call; larger batches are split into several calls.
         max_value_bytes: Largest encoded value accepted.
         retry: Retry policy of idempotent reads.
+        coalesce: Send concurrent single-key calls as batches (one ``$in`` read, one
+            unordered ``bulk_write`` of plain saves); on by default.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -112,6 +114,7 @@ class MongoSettings(BackendSettings):
     tls_allow_invalid_hostnames: bool = False
     app_name: str = "polystore"
     keys_per_query: int = Field(default=1000, ge=1, le=10_000)
+    coalesce: bool = True
 
     @field_validator("url")
     @classmethod
