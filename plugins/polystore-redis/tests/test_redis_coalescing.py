@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
 import redis.asyncio as redis
 from polystore_redis import RedisBackend, RedisSettings
 
-from polystore import DataStore
-from polystore.testing import StoreConformance
+from polystore import DataStore, StoreError
+from polystore.testing import LocalRedisServer, StoreConformance
 from polystore.testing.services import ServiceEndpoint
 
 
@@ -69,3 +69,26 @@ async def test_concurrent_gets_reach_the_server_as_a_few_batch_reads(
     assert (sets, gets) == (64, 64)
     assert 1 <= scripts <= 8  # 64 concurrent gets: a handful of batches
     assert store.coalesce_stats.batches >= 2
+
+
+@pytest.mark.asyncio
+async def test_write_batches_fail_typed_while_the_server_is_down_then_serve_again(
+    private_redis: Callable[..., LocalRedisServer],
+) -> None:
+    server = private_redis()
+    settings = RedisSettings(url=server.url, timeout=2, pool_size=1, coalesce=True)
+    async with RedisBackend(settings) as backend:
+        store = backend.namespace(_namespace("cut"))
+        version = await store.save("k", 0)
+        server.stop()
+        # One save goes direct; the compare-and-sets form a batch pipeline with scripts.
+        results = await asyncio.gather(
+            store.save("a", 1),
+            *(store.save("k", i, if_version=version) for i in range(3)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(result, StoreError) for result in results)
+        server.start()
+        # One pooled connection: a batch that kept it would leave these waiting.
+        assert await store.save("after", 1)
+        assert await store.get("after") == 1

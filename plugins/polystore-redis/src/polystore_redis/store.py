@@ -326,7 +326,13 @@ class RedisStore(BaseStore):
             else:
                 pipe.execute_command("SET", full, payload, *px)
         with RedisErrors(self.name, "save_many", write=True):
-            replies = await pipe.execute(raise_on_error=False)
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            except BaseException:
+                # redis-py loads the pipeline's scripts before the part of execute that
+                # resets the pipeline: reset here, so its connection goes back to the pool.
+                await pipe.reset()
+                raise
         return [
             self._write_result(op, version, reply)
             for op, version, reply in zip(ops, versions, replies, strict=True)
