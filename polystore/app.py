@@ -28,7 +28,9 @@ from polystore.models import Session, Transaction, UserProfile
 from polystore.plugins import PluginManager
 from polystore.protocol import Backend, DataStore
 from polystore.replication import ReplicatedStore
-from polystore.replication.routes import build_replicated_store
+from polystore.replication.merges import MergeFunction
+from polystore.replication.resolvers import Resolver
+from polystore.replication.routes import build_replicated_store, resolver_for
 from polystore.settings import (
     BackendConfig,
     PolystoreSettings,
@@ -76,6 +78,11 @@ class Polystore:
     Args:
         settings: Configuration; by default read from ``polystore.toml`` and ``POLYSTORE_*``.
         plugins: The plugin manager; a new one (entry points loaded lazily) by default.
+        merge_functions: Merge functions of vector-clock routes by name, for settings
+            that say ``merge = "NAME"`` (next to those plugins register).
+
+    Raises:
+        ConfigurationError: A ``merge_functions`` entry is not a name and a callable.
     """
 
     def __init__(
@@ -83,9 +90,12 @@ class Polystore:
         settings: PolystoreSettings | None = None,
         *,
         plugins: PluginManager | None = None,
+        merge_functions: Mapping[str, MergeFunction] | None = None,
     ) -> None:
         self.settings = (settings if settings is not None else load_settings()).resolved()
         self.plugins = plugins if plugins is not None else PluginManager()
+        self._merge_functions = _checked_merge_functions(merge_functions or {})
+        self._resolvers: dict[str, Resolver] = {}
         self._backends: dict[str, Backend] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._availability: dict[str, BackendAvailability] = {}
@@ -100,17 +110,25 @@ class Polystore:
 
     @classmethod
     def from_settings(
-        cls, path: str | Path | None = None, *, plugins: PluginManager | None = None
+        cls,
+        path: str | Path | None = None,
+        *,
+        plugins: PluginManager | None = None,
+        merge_functions: Mapping[str, MergeFunction] | None = None,
     ) -> Polystore:
         """Settings from ``path`` (TOML), or from ``POLYSTORE_*`` and ``./polystore.toml``."""
-        return cls(load_settings(path), plugins=plugins)
+        return cls(load_settings(path), plugins=plugins, merge_functions=merge_functions)
 
     @classmethod
     def from_config(
-        cls, config: Mapping[str, Any], *, plugins: PluginManager | None = None
+        cls,
+        config: Mapping[str, Any],
+        *,
+        plugins: PluginManager | None = None,
+        merge_functions: Mapping[str, MergeFunction] | None = None,
     ) -> Polystore:
         """Settings from a mapping shaped like ``polystore.toml``."""
-        return cls(load_settings(config), plugins=plugins)
+        return cls(load_settings(config), plugins=plugins, merge_functions=merge_functions)
 
     def __repr__(self) -> str:
         routes = ", ".join(
@@ -148,6 +166,7 @@ class Polystore:
             return
         self._instruments = instruments_for(self.settings.telemetry)
         try:
+            self._resolvers = self._route_resolvers()
             for name, config in self.settings.backends.items():
                 self._backends[name] = self._build_backend(name, config)
                 if config.circuit_breaker.enabled:
@@ -192,6 +211,15 @@ class Polystore:
         for backend in backends:
             with contextlib.suppress(PolystoreError, OSError):
                 await backend.aclose()
+
+    def _route_resolvers(self) -> dict[str, Resolver]:
+        """The resolver of every replicated route, merge functions found, before any I/O."""
+        routes = self.settings.routes.items()
+        replicated = {name: route for name, route in routes if route.replicas is not None}
+        if not any(route.resolver == "vector" for route in replicated.values()):
+            return {}
+        merges = self.plugins.merge_functions.with_application(self._merge_functions)
+        return {name: resolver_for(name, route, merges) for name, route in replicated.items()}
 
     def _build_backend(self, name: str, config: BackendConfig) -> Backend:
         spec = self.plugins.backends.get(config.plugin)
@@ -336,7 +364,9 @@ class Polystore:
         replicas: dict[str, DataStore] = {}
         for backend_name in ids:
             replicas[backend_name] = self._member_store(name, backend_name, namespace)
-        replicated = build_replicated_store(name, route, replicas)
+        replicated = build_replicated_store(
+            name, route, replicas, resolver=self._resolvers.get(name)
+        )
         store = self.plugins.wrap_store(replicated, name)
         required = Capabilities.parse(route.requires or ())
         missing = required & ~store.capabilities
@@ -575,6 +605,25 @@ async def _health_within(backend: Backend) -> Health:
     except StoreError as exc:
         detail = exc.message
     return Health(ok=False, backend=backend.name, latency_ms=limit * 1000, detail=detail)
+
+
+def _checked_merge_functions(
+    functions: Mapping[str, MergeFunction],
+) -> dict[str, MergeFunction]:
+    """``merge_functions`` as given to :class:`Polystore`, checked before any I/O."""
+    checked: dict[str, MergeFunction] = {}
+    for name, function in functions.items():
+        if not isinstance(name, str) or ":" in name or not name:
+            raise ConfigurationError(
+                f"merge_functions: {name!r} is not a merge function name (a 'pkg.mod:fn' "
+                "import path goes in the settings' merge key, not here)"
+            )
+        if not callable(function):
+            raise ConfigurationError(
+                f"merge_functions[{name!r}] is a {type(function).__name__}, not a callable"
+            )
+        checked[name] = function
+    return checked
 
 
 def raise_validation(exc: pydantic.ValidationError, what: str) -> NoReturn:

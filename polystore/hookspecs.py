@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from polystore.protocol import DataStore
     from polystore.registry import BackendRegistry
+    from polystore.replication.merges import MergeRegistry
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -34,6 +35,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def polystore_register_backends(registry: BackendRegistry) -> None:
     """Register backend specifications with ``registry.register(BackendSpec(...))``."""
+
+
+@hookspec
+def polystore_register_merge_functions(registry: MergeRegistry) -> None:
+    """Register vector-clock merge functions with ``registry.register(name, function)``.
+
+    A route then names one with ``resolver = "vector"`` and ``merge = "NAME"``.
+    """
 
 
 @hookspec

@@ -17,6 +17,7 @@ from polystore.config_env import caller_stacklevel
 from polystore.errors import ConfigurationWarning, PluginError
 from polystore.protocol import DataStore
 from polystore.registry import BackendRegistry
+from polystore.replication.merges import MergeRegistry
 
 __all__ = ["DISABLE_ENV", "PluginInfo", "PluginManager"]
 
@@ -63,6 +64,7 @@ class PluginManager:
         self._extra = list(plugins)
         self._pm: pluggy.PluginManager | None = None
         self._backends: BackendRegistry | None = None
+        self._merge_functions: MergeRegistry | None = None
         self._infos: dict[str, PluginInfo] = {}
 
     @property
@@ -80,6 +82,15 @@ class PluginManager:
             self._call_registering("polystore_register_backends", registry)
             self._backends = registry
         return self._backends
+
+    @property
+    def merge_functions(self) -> MergeRegistry:
+        """Vector-clock merge functions registered by all plugins, by name."""
+        if self._merge_functions is None:
+            registry = MergeRegistry()
+            self._call_registering("polystore_register_merge_functions", registry)
+            self._merge_functions = registry
+        return self._merge_functions
 
     def plugins(self) -> list[PluginInfo]:
         """Loaded plugins, by name."""

@@ -131,8 +131,10 @@ class RouteConfig(BaseModel):
         read_quorum: Replicas that must answer a read (default: a majority).
         resolver: ``"lww"`` (last write wins, the default) or ``"vector"`` (vector
             clocks; concurrent writes are merged by ``merge``).
-        merge: With ``resolver = "vector"``: ``"package.module:function"``, called with
-            the values of concurrent writes, returning the merged value.
+        merge: With ``resolver = "vector"``: the merge function, called with the values
+            of concurrent writes and returning the merged value: a name registered from
+            Python (``Polystore(merge_functions=...)``) or by a plugin
+            (``polystore_register_merge_functions``), or ``"package.module:function"``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -147,7 +149,7 @@ class RouteConfig(BaseModel):
     write_quorum: int | None = Field(default=None, ge=1)
     read_quorum: int | None = Field(default=None, ge=1)
     resolver: Literal["lww", "vector"] = "lww"
-    merge: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    merge: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
     namespace: str | None = Field(default=None, description="Defaults to the route name.")
     requires: tuple[str, ...] | None = Field(
         default=None, description="Capability names; standard routes have defaults."
@@ -221,7 +223,10 @@ class RouteConfig(BaseModel):
                     f"{name} = {quorum} is more than the {len(self.replicas)} replicas"
                 )
         if self.resolver == "vector" and self.merge is None:
-            raise ValueError('resolver = "vector" needs merge = "package.module:function"')
+            raise ValueError(
+                'resolver = "vector" needs merge = "NAME" (a registered merge function) '
+                'or merge = "package.module:function"'
+            )
         if self.resolver == "lww" and self.merge is not None:
             raise ValueError('merge needs resolver = "vector"')
 

@@ -2,50 +2,54 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 
 from polystore.errors import ConfigurationError
 from polystore.protocol import DataStore
-from polystore.replication.resolvers import LastWriteWins, MergeFunction, Resolver, VectorClock
+from polystore.replication.merges import MergeRegistry, load_merge
+from polystore.replication.resolvers import LastWriteWins, Resolver, VectorClock
 from polystore.replication.store import ReplicatedStore
 from polystore.settings import RouteConfig
 
-__all__ = ["build_replicated_store", "load_merge"]
+__all__ = ["build_replicated_store", "load_merge", "resolver_for"]
 
 
-def load_merge(path: str) -> MergeFunction:
-    """Import the merge function named ``"package.module:function"``.
+def resolver_for(name: str, route: RouteConfig, merges: MergeRegistry | None = None) -> Resolver:
+    """The resolver route ``name``'s settings name.
+
+    ``merge`` is looked up in ``merges`` (a registered name) or imported
+    (``"package.module:function"``).
 
     Raises:
-        ConfigurationError: The module cannot be imported, or has no such callable.
+        ConfigurationError: The merge function is not registered or cannot be imported;
+            the message names the route.
     """
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(f"merge must be 'package.module:function'; got {path!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"merge {path!r}: cannot import {module_name!r}: {exc}") from exc
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ConfigurationError(f"merge {path!r}: {module_name} has no function {attribute!r}")
-    return function  # type: ignore[no-any-return]
-
-
-def resolver_for(route: RouteConfig) -> Resolver:
-    """The resolver a route's settings name."""
     if route.resolver == "vector":
         if route.merge is None:  # settings validation already refuses this
             raise ConfigurationError('resolver = "vector" needs merge')
-        return VectorClock(merge=load_merge(route.merge))
+        registry = merges if merges is not None else MergeRegistry()
+        try:
+            return VectorClock(merge=registry.resolve(route.merge))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"route {name!r}: {exc.message}") from exc
     return LastWriteWins()
 
 
 def build_replicated_store(
-    name: str, route: RouteConfig, replicas: Mapping[str, DataStore]
+    name: str,
+    route: RouteConfig,
+    replicas: Mapping[str, DataStore],
+    *,
+    resolver: Resolver | None = None,
 ) -> ReplicatedStore:
     """The replicated store of route ``name`` over ``replicas`` (backend name -> store).
+
+    Args:
+        name: The route's name.
+        route: The route's settings.
+        replicas: The replicas' stores, by backend name.
+        resolver: The resolver, when already resolved (see :func:`resolver_for`);
+            otherwise built from the settings, with import paths only.
 
     Raises:
         ConfigurationError: A replica lacks CAS, a quorum is out of range, or the merge
@@ -55,6 +59,6 @@ def build_replicated_store(
         replicas,
         write_quorum=route.write_quorum,
         read_quorum=route.read_quorum,
-        resolver=resolver_for(route),
+        resolver=resolver if resolver is not None else resolver_for(name, route),
         name=f"replicated/{name}",
     )

@@ -17,6 +17,8 @@ may move between releases.
 - Staying within a call's timeout: :func:`remaining`, :func:`step_deadline`,
   :class:`DeadlineWatch`, :func:`budget`.
 - Wrapping stores (``polystore_wrap_store``): :class:`StoreWrapper`.
+- Vector-clock merge functions by name (``polystore_register_merge_functions``):
+  :class:`MergeRegistry`, :data:`MergeFunction`.
 - Coalescing concurrent single-key calls into batches: :class:`WriteOp`,
   :class:`WriteResult`, :data:`ReadResult`, :class:`CoalesceStats`.
 """
@@ -51,6 +53,7 @@ from polystore.redact import (
     userinfo_problem,
 )
 from polystore.registry import BackendRegistry, BackendSpec
+from polystore.replication.merges import MergeFunction, MergeRegistry
 from polystore.retry import RetryPolicy, RetrySettings
 from polystore.types import TTL, Capabilities, Entry, Health, JSONInput, JSONValue, Scalar, Version
 from polystore.validation import (
@@ -94,6 +97,8 @@ __all__ = [
     "JSONInput",
     "JSONValue",
     "JsonCodec",
+    "MergeFunction",
+    "MergeRegistry",
     "ReadResult",
     "RetryPolicy",
     "RetrySettings",

@@ -38,6 +38,8 @@ EXPECTED_SPI = [
     "JsonCodec",
     "MAX_KEY_BYTES",
     "MAX_TTL_SECONDS",
+    "MergeFunction",
+    "MergeRegistry",
     "PROJECT_NAME",
     "REDACTED",
     "ReadResult",
