@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 from polystore import ConfigurationError
 from polystore.spi import redact_text, url_secrets
 from polystore_redis.acknowledged import AcknowledgedClient
+from polystore_redis.cluster import WaitingRedisCluster
 from polystore_redis.packing import connection_class
 from polystore_redis.pool import WaitingConnectionPool
 from polystore_redis.settings import RedisSettings
@@ -66,7 +67,8 @@ def build_client(settings: RedisSettings) -> RedisClient:
 
     Single servers get a pool of ``pool_size`` connections whose callers wait at most
     ``timeout`` for a free one, packing commands with hiredis when it is installed; a
-    cluster client keeps ``pool_size`` connections per node.
+    cluster client keeps ``pool_size`` connections per node and runs at most
+    ``pool_size`` calls at once, the others waiting at most ``timeout`` for their turn.
 
     Raises:
         ConfigurationError: The URL or an option is rejected by redis-py.
@@ -77,7 +79,9 @@ def build_client(settings: RedisSettings) -> RedisClient:
         return _acknowledged(_sentinel_client(settings, options), settings)
     try:
         if settings.is_cluster:
-            return RedisCluster.from_url(url, max_connections=settings.pool_size, **options)
+            return WaitingRedisCluster.from_url(
+                url, max_connections=settings.pool_size, wait_timeout=settings.timeout, **options
+            )
         fast = connection_class(settings.scheme)
         if fast is not None and "encoding" not in urlsplit(url).query:
             options["connection_class"] = fast
