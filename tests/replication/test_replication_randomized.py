@@ -60,11 +60,8 @@ async def nodes(servers: list[LocalRedisServer]) -> AsyncIterator[list[Replicate
         for node, write_quorum in (("alpha", 2), ("beta", 2), ("gamma", 3)):
             replicas = {}
             for number, server in enumerate(servers):
-                # Coalescing off: with it on, a batch pipeline cut off by a killed server
-                # is sometimes left unreset and redis-py warns about the unclosed
-                # connection (a ResourceWarning, an error under filterwarnings); that is
-                # the Redis plugin's to fix, and this test is about replication.
-                settings = RedisSettings(url=server.url, timeout=TIMEOUT, coalesce=False)
+                # Coalescing on (the default), as users run it.
+                settings = RedisSettings(url=server.url, timeout=TIMEOUT)
                 backend = await stack.enter_async_context(RedisBackend(settings))
                 replicas[f"r{number}"] = backend.namespace("random")
             made.append(ReplicatedStore(replicas, node_id=node, write_quorum=write_quorum))
