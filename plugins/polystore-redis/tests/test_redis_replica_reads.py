@@ -119,6 +119,38 @@ async def test_written_values_are_read_from_the_replica_and_not_the_primary(
         assert await _read_calls(primary.port) == 0
 
 
+async def _script_calls(port: int) -> int:
+    async with aioredis.Redis(port=port) as raw:
+        stats = await raw.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.asyncio
+async def test_concurrent_reads_are_coalesced_into_batches_sent_to_the_replica(
+    pair: tuple[LocalRedisServer, LocalRedisServer],
+) -> None:
+    primary, replica = pair
+    values = {f"k{i}": i for i in range(64)}
+    async with RedisBackend(_settings(primary, replica)) as backend:
+        store = backend.namespace("reads")
+        await store.save_many(list(values.items()))
+        await _replicated(primary.port)
+        await _reset_stats(primary.port, replica.port)
+        before = store.coalesce_stats.batched_calls  # type: ignore[attr-defined]
+
+        for _ in range(5):
+            got = await asyncio.gather(
+                *(store.get(key) for key in values),
+                *(store.get_entry(key) for key in values),
+            )
+            assert [v if isinstance(v, int) else v.value for v in got] == [*values.values()] * 2
+
+        batched = store.coalesce_stats.batched_calls - before  # type: ignore[attr-defined]
+        assert batched >= 5 * len(values)  # most of the reads went in batches
+        assert await _script_calls(replica.port) >= 5  # the batches' script, on the replica
+        assert await _read_calls(primary.port) == 0
+
+
 @pytest.mark.asyncio
 async def test_a_scan_of_many_pages_and_a_get_many_of_many_chunks_stay_on_the_replica(
     pair: tuple[LocalRedisServer, LocalRedisServer],
