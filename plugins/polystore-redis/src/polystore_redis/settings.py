@@ -68,7 +68,8 @@ class RedisSettings(BackendSettings):
             to name a seed node of a Redis Cluster, or
             ``redis+sentinel://[[user]:password@]host:26379[,host:port...]/service[/db]`` to
             find the primary named ``service`` through Redis Sentinel (and follow failovers).
-        pool_size: Most connections kept open (per node for a cluster).
+        pool_size: Most connections kept open (per node for a cluster, where it also
+            bounds the calls in flight over the whole cluster).
         timeout: Seconds allowed for each network step of a call (connect, send, reply)
             and for waiting on a free pooled connection.
         connect_timeout: Seconds allowed to connect; ``timeout`` when unset.
