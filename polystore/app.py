@@ -324,64 +324,85 @@ class Polystore:
         """A route spread over several backends (see :mod:`polystore.sharding`)."""
         namespace = route.namespace or name
         ids = route.shards or ()
-        shards: dict[str, DataStore] = {}
-        for backend_name in ids:
-            shards[backend_name] = self._member_store(name, backend_name, namespace)
+        shards = self._member_stores(name, ids, namespace)
         map_store = self._backends[ids[0]].namespace(namespace + SHARD_MAP_SUFFIX)
         sharded = build_sharded_store(name, route, shards, map_store)
-        store = self.plugins.wrap_store(sharded, name)
-        required = Capabilities.parse(route.requires or ())
-        missing = required & ~store.capabilities
-        plugins = {b: self.settings.backends[b].plugin for b in ids}
-        if missing:
-            described = ", ".join(f"{b} ({p})" for b, p in plugins.items())
-            raise RouteRequirementError(
-                f"route {name!r} requires {', '.join(missing.names())}, which not every "
-                f"shard provides (shards: {described}); together they provide "
-                f"{', '.join(store.capabilities.names()) or 'nothing'}",
-                route=name,
-                missing=missing.names(),
-                backend=",".join(ids),
-            )
-        self._sharded[name] = sharded
-        self._routes[name] = self._observed(name, store, ids, namespace)
-        self._route_info[name] = RouteInfo(
-            name=name,
-            backend=",".join(ids),
-            plugin=",".join(dict.fromkeys(plugins.values())),
-            namespace=namespace,
-            requires=required,
-            capabilities=store.capabilities,
-            default_ttl=route.default_ttl,
+        self._add_spread_route(
+            name,
+            route,
+            ids,
+            sharded,
+            lacking="not every shard provides (shards: {members}); together they provide "
+            "{provided}",
             shards=tuple(ids),
             strategy=route.strategy,
         )
+        self._sharded[name] = sharded
 
     def _add_replicated_route(self, name: str, route: RouteConfig) -> None:
         """A route copied to several backends (see :mod:`polystore.replication`)."""
         namespace = route.namespace or name
         ids = route.replicas or ()
-        replicas: dict[str, DataStore] = {}
-        for backend_name in ids:
-            replicas[backend_name] = self._member_store(name, backend_name, namespace)
+        replicas = self._member_stores(name, ids, namespace)
         replicated = build_replicated_store(
             name, route, replicas, resolver=self._resolvers.get(name)
         )
-        store = self.plugins.wrap_store(replicated, name)
+        self._add_spread_route(
+            name,
+            route,
+            ids,
+            replicated,
+            lacking="a replicated store over {members} does not provide; it provides "
+            "{provided} (see docs/replication.md)",
+            replicas=tuple(ids),
+        )
+        self._replicated[name] = replicated
+
+    def _member_stores(
+        self, route: str, backend_names: Sequence[str], namespace: str
+    ) -> dict[str, DataStore]:
+        return {b: self._member_store(route, b, namespace) for b in backend_names}
+
+    def _add_spread_route(
+        self,
+        name: str,
+        route: RouteConfig,
+        ids: Sequence[str],
+        spread: DataStore,
+        *,
+        lacking: str,
+        **shape: Any,
+    ) -> None:
+        """Wrap, check and register a route over several backends.
+
+        Args:
+            name: The route.
+            route: Its settings.
+            ids: The backends it spans, in settings order.
+            spread: The sharded or replicated store over them.
+            lacking: Ends "route X requires Y, which ..." when a requirement is unmet;
+                ``{members}`` names the backends and their plugins, ``{provided}`` what
+                the store provides.
+            **shape: The :class:`RouteInfo` fields that describe the spread.
+
+        Raises:
+            RouteRequirementError: The store lacks a capability the route requires.
+        """
+        namespace = route.namespace or name
+        store = self.plugins.wrap_store(spread, name)
         required = Capabilities.parse(route.requires or ())
         missing = required & ~store.capabilities
         plugins = {b: self.settings.backends[b].plugin for b in ids}
         if missing:
-            described = ", ".join(f"{b} ({p})" for b, p in plugins.items())
+            members = ", ".join(f"{b} ({p})" for b, p in plugins.items())
+            provided = ", ".join(store.capabilities.names()) or "nothing"
             raise RouteRequirementError(
-                f"route {name!r} requires {', '.join(missing.names())}, which a replicated "
-                f"store over {described} does not provide; it provides "
-                f"{', '.join(store.capabilities.names()) or 'nothing'} (see docs/replication.md)",
+                f"route {name!r} requires {', '.join(missing.names())}, which "
+                + lacking.format(members=members, provided=provided),
                 route=name,
                 missing=missing.names(),
                 backend=",".join(ids),
             )
-        self._replicated[name] = replicated
         self._routes[name] = self._observed(name, store, ids, namespace)
         self._route_info[name] = RouteInfo(
             name=name,
@@ -391,7 +412,7 @@ class Polystore:
             requires=required,
             capabilities=store.capabilities,
             default_ttl=route.default_ttl,
-            replicas=tuple(ids),
+            **shape,
         )
 
     def replicated(self, name: str) -> ReplicatedStore:
