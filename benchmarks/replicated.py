@@ -16,11 +16,11 @@ from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.servers import start_redis_servers
 from polystore import PluginManager
 from polystore.bench import SINGLE_WORKLOADS, KeySpace, Ops, Sizes, Workload, interleave, store_ops
 from polystore.protocol import DataStore
 from polystore.replication import ReplicatedStore
-from polystore.testing import LocalRedisServer
 
 REPLICATED = "replicated"
 BARE = "bare"
@@ -106,12 +106,7 @@ async def run_replicated(
     section = ReplicatedSection()
     sizes = Sizes.smoke() if smoke else Sizes()
     with ExitStack() as servers:
-        urls = []
-        for i in range(3):
-            server = LocalRedisServer(extra_args=("--appendonly", "no"), name=f"replica-{i}")
-            servers.callback(server.close)
-            server.start()
-            urls.append(server.url)
+        urls = start_redis_servers(servers, 3, "replica")
         section.where = "3 private redis-server processes (no AOF), 32 concurrent tasks"
         async with AsyncExitStack() as stack:
             targets = await _targets(stack, urls)

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import ExitStack
 
+from polystore.testing import LocalRedisServer
 from polystore.testing.services import ServiceEndpoint, ServiceUnavailable, resolve_service
 
 SERVER_NAMES = ("redis", "postgres", "mongodb")
 EXTRA_ARGS = {"postgres": ("-c", "shared_preload_libraries=pg_stat_statements")}
+
+
+def start_redis_servers(servers: ExitStack, count: int, role: str) -> list[str]:
+    """Start ``count`` private Redis servers without AOF (the figures are about the client
+    and the spreading, not fsync); ``servers`` stops them. Returns their URLs."""
+    urls = []
+    for i in range(count):
+        server = LocalRedisServer(extra_args=("--appendonly", "no"), name=f"{role}-{i}")
+        servers.callback(server.close)
+        server.start()
+        urls.append(server.url)
+    return urls
 
 
 def bench_env(name: str) -> str:

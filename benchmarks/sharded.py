@@ -20,11 +20,11 @@ from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.servers import start_redis_servers
 from polystore import PluginManager
 from polystore.bench import SINGLE_WORKLOADS, KeySpace, Ops, Sizes, Workload, interleave, store_ops
 from polystore.protocol import DataStore
 from polystore.sharding import ShardedStore, TopologyRecord
-from polystore.testing import LocalRedisServer
 
 SHARDED = "sharded"
 BARE = "bare"
@@ -153,12 +153,7 @@ async def run_sharded(
     section = ShardedSection()
     sizes = Sizes.smoke() if smoke else Sizes()
     with ExitStack() as servers:
-        urls = []
-        for i in range(4):
-            server = LocalRedisServer(extra_args=("--appendonly", "no"), name=f"shard-{i}")
-            servers.callback(server.close)
-            server.start()
-            urls.append(server.url)
+        urls = start_redis_servers(servers, 4, "shard")
         section.where = "4 private redis-server processes (no AOF), 32 concurrent tasks"
         async with AsyncExitStack() as stack:
             targets = await _targets(stack, urls)
