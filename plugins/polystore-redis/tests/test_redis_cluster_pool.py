@@ -89,3 +89,27 @@ async def test_a_call_waiting_on_an_exhausted_pool_times_out_within_its_timeout(
         assert all(isinstance(result, StoreError) for result in held)
         # The turns are given back: the store serves again.
         assert await store.get("k") == 1
+
+
+@pytest.mark.asyncio
+async def test_a_call_waiting_on_an_exhausted_pool_is_served_once_a_connection_frees(
+    private_cluster: LocalRedisCluster,
+) -> None:
+    async with RedisBackend(_settings(private_cluster.url)) as backend:
+        store = backend.namespace("pool")  # tagged: every key on one node
+        await store.save("k", 1)
+        slot = key_slot(store.layout.key("k").encode())  # type: ignore[attr-defined]
+        owner = backend.client.nodes_manager.get_node_from_slot(slot)
+        node = next(n for n in private_cluster.nodes if n.port == owner.port)
+        node.pause()
+        holders = [asyncio.ensure_future(store.save(f"h{i}", i)) for i in range(POOL_SIZE)]
+        try:
+            await asyncio.sleep(0.05)
+            waiting = asyncio.ensure_future(store.get("k"))
+            await asyncio.sleep(TIMEOUT / 4)
+            assert not waiting.done()  # it waits for its turn, it does not fail
+        finally:
+            node.resume()
+            held = await asyncio.gather(*holders, return_exceptions=True)
+        assert await waiting == 1
+        assert all(isinstance(result, int | str) for result in held)

@@ -22,7 +22,7 @@ from typing import Any
 from redis import exceptions as rx
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
-from polystore.spi import remaining
+from polystore.spi import DeadlineWatch, remaining
 
 __all__ = ["WaitingRedisCluster"]
 
@@ -47,6 +47,7 @@ class WaitingRedisCluster(RedisCluster):
         self.wait_timeout = wait_timeout
         self.max_connections = max_connections
         self._turns = asyncio.Semaphore(max_connections)
+        self._waits = DeadlineWatch()  # one timer for every waiting call
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -54,14 +55,17 @@ class WaitingRedisCluster(RedisCluster):
         if _holding.get():
             yield
             return
-        wait = remaining(self.wait_timeout)
-        try:
-            await asyncio.wait_for(self._turns.acquire(), wait)
-        except asyncio.TimeoutError:
-            raise rx.TimeoutError(
-                f"No connection available within {wait:.3g}s: "
-                f"{self.max_connections} calls in flight"
-            ) from None
+        if self._turns.locked():
+            wait = remaining(self.wait_timeout)
+            try:
+                await self._waits.wait(self._turns.acquire(), wait)
+            except TimeoutError:
+                raise rx.TimeoutError(
+                    f"No connection available within {wait:.3g}s: "
+                    f"{self.max_connections} calls in flight"
+                ) from None
+        else:
+            await self._turns.acquire()  # a free turn: returns at once
         token = _holding.set(True)
         try:
             yield
