@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -102,29 +102,10 @@ def test_repair_of_a_route_that_is_not_replicated_fails_clearly(workdir: Path) -
     assert "not replicated" in done.stderr
 
 
-def test_a_terminal_shows_the_live_progress_and_the_summary(workdir: Path) -> None:
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "polystore.cli", "repair", "carts", "--batch-size", "20"],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        cwd=workdir,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "200"},
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    shown = b"".join(chunks).decode(errors="replace")
+def test_a_terminal_shows_the_live_progress_and_the_summary(
+    workdir: Path, run_in_terminal: Callable[..., str]
+) -> None:
+    shown = run_in_terminal("repair", "carts", "--batch-size", "20", cwd=workdir)
     assert "repairing carts" in shown  # the live line (its details refresh 10 times a second)
     assert "300 keys checked" in shown
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,29 +116,10 @@ def test_a_route_that_is_not_sharded_is_refused(workdir: Path) -> None:
     assert "not sharded" in done.stderr
 
 
-def test_a_terminal_shows_the_progress_and_the_summary(workdir: Path) -> None:
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "polystore.cli", "rebalance", "profiles"],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        cwd=workdir,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "200"},
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    shown = b"".join(chunks).decode(errors="replace")
+def test_a_terminal_shows_the_progress_and_the_summary(
+    workdir: Path, run_in_terminal: Callable[..., str]
+) -> None:
+    shown = run_in_terminal("rebalance", "profiles", cwd=workdir)
     assert "rebalancing profiles" in shown
     assert "keys/s" in shown
     assert "profiles: scanned 400 keys" in shown, shown[-600:]

@@ -3,11 +3,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,32 +47,6 @@ def run_cli(
         check=False,
         cwd=cwd,
     )
-
-
-def run_in_terminal(*args: str, cwd: Path, env: dict[str, str]) -> str:
-    """Run the CLI with stdout and stderr on a pseudo-terminal; return what it showed."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "polystore.cli", *args],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "200", **env},
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    return b"".join(chunks).decode(errors="replace")
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -282,13 +255,17 @@ def test_check_shows_the_full_postgresql_version(
 # -- colour and progress ------------------------------------------------------------------
 
 
-def test_colour_and_progress_appear_on_a_terminal(workdir: Path) -> None:
+def test_colour_and_progress_appear_on_a_terminal(
+    workdir: Path, run_in_terminal: Callable[..., str]
+) -> None:
     shown = run_in_terminal("check", cwd=workdir, env={})
     assert COLOUR.search(shown)
     assert "all checks passed" in shown
 
 
-def test_no_color_turns_colour_off_on_a_terminal(workdir: Path) -> None:
+def test_no_color_turns_colour_off_on_a_terminal(
+    workdir: Path, run_in_terminal: Callable[..., str]
+) -> None:
     shown = run_in_terminal("check", cwd=workdir, env={"NO_COLOR": "1"})
     assert not COLOUR.search(shown)
     assert "all checks passed" in shown
@@ -301,7 +278,9 @@ def test_piped_output_has_no_escape_sequences_and_no_progress(workdir: Path) -> 
     assert result.stderr == ""
 
 
-def test_progress_is_drawn_on_a_terminal_and_not_into_a_pipe(workdir: Path) -> None:
+def test_progress_is_drawn_on_a_terminal_and_not_into_a_pipe(
+    workdir: Path, run_in_terminal: Callable[..., str]
+) -> None:
     shown = run_in_terminal("bench", "--smoke", "--rounds", "1", cwd=workdir, env={})
     assert "connecting to default" in shown
     assert "benchmarking" in shown
