@@ -29,13 +29,27 @@ class Counter(Protocol):
     async def close(self) -> None: ...
 
 
-async def count_commands(counter: Counter, call: Callable[[], Awaitable[Any]]) -> dict[str, int]:
-    """Run ``call()`` once and return the server commands it caused, by name."""
-    before = await counter.snapshot()
-    await call()
-    after = await counter.snapshot()
-    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
-    return {name: count for name, count in sorted(delta.items()) if count > 0}
+async def count_commands(
+    counter: Counter, call: Callable[[], Awaitable[Any]], *, tries: int = 3
+) -> dict[str, int]:
+    """Return the server commands one ``call()`` causes, by name.
+
+    The server counts every client's commands, so a driver's periodic monitoring (PyMongo
+    clients each send ``hello`` heartbeats, aligned when the clients started together) can
+    land inside the window. Such traffic only adds: the call (an idempotent batch) runs
+    ``tries`` times and the smallest count is its own.
+    """
+    fewest: dict[str, int] | None = None
+    for _ in range(tries):
+        before = await counter.snapshot()
+        await call()
+        after = await counter.snapshot()
+        delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+        counts = {name: count for name, count in sorted(delta.items()) if count > 0}
+        if fewest is None or sum(counts.values()) < sum(fewest.values()):
+            fewest = counts
+    assert fewest is not None  # tries >= 1
+    return fewest
 
 
 def describe(counts: dict[str, int] | None) -> str:
